@@ -1,0 +1,97 @@
+"""The forward-operator protocol and its composition with a model map.
+
+A *simulation* is one engine's forward operator on its own cells and in
+physical units (for example apparent resistivity data from resistivity on a
+pyGIMLi grid). A :class:`ForwardOperator` composes it with the map from the
+joint model vector, so that every modality offers the same protocol to the
+objective::
+
+    forward(m), jvec(m, v), jtvec(m, w), n_data, n_params
+
+No engine (pyGIMLi, SimPEG) type crosses this boundary: inputs and outputs are
+numpy arrays.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Iterator, Protocol, runtime_checkable
+
+import numpy as np
+
+from .maps import Map
+
+
+class EngineClock:
+    """Wall time spent inside engine calls, by kind (``forward``, ``jacobian``)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {"forward": 0.0, "jacobian": 0.0}
+        self.calls: dict[str, int] = {"forward": 0, "jacobian": 0}
+
+    @contextmanager
+    def __call__(self, kind: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[kind] = self.seconds.get(kind, 0.0) + time.perf_counter() - start
+            self.calls[kind] = self.calls.get(kind, 0) + 1
+
+
+@runtime_checkable
+class Simulation(Protocol):
+    """An engine's forward operator in physical units on the engine's cells.
+
+    Implementations must be deterministic and must never return a Jacobian
+    product for a model other than the one passed in (engines that cache
+    state are guarded inside the implementation).
+    """
+
+    n_data: int
+    n_params: int
+    clock: EngineClock
+
+    def forward(self, p: np.ndarray) -> np.ndarray: ...
+
+    def jvec(self, p: np.ndarray, v: np.ndarray) -> np.ndarray: ...
+
+    def jtvec(self, p: np.ndarray, w: np.ndarray) -> np.ndarray: ...
+
+
+class ForwardOperator:
+    """``G(m) = S(map(m))``: a simulation seen from the joint model vector.
+
+    Parameters
+    ----------
+    simulation : Simulation
+        The engine's operator.
+    model_map : Map
+        From the joint model vector to the simulation's input.
+    """
+
+    def __init__(self, simulation: Simulation, model_map: Map) -> None:
+        if model_map.n_out != simulation.n_params:
+            raise ValueError(
+                f"map gives {model_map.n_out} values, simulation takes {simulation.n_params}"
+            )
+        self.simulation = simulation
+        self.map = model_map
+
+    @property
+    def n_data(self) -> int:
+        return self.simulation.n_data
+
+    @property
+    def n_params(self) -> int:
+        return self.map.n_in
+
+    def forward(self, m: np.ndarray) -> np.ndarray:
+        return self.simulation.forward(self.map(m))
+
+    def jvec(self, m: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return self.simulation.jvec(self.map(m), self.map.jvec(m, v))
+
+    def jtvec(self, m: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return self.map.jtvec(m, self.simulation.jtvec(self.map(m), w))
