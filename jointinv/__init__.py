@@ -1,5 +1,35 @@
-"""jointinv: joint inversion of ERT, seismic traveltime and gravity on a 2D profile."""
+"""jointinv: joint inversion of ERT, seismic traveltime and gravity on a 2D profile.
 
-from ._version import __version__
+The library is usable from Python::
 
-__all__ = ["__version__"]
+    import jointinv
+    result = jointinv.run("configs/quickstart.yaml", force=True)
+    result.chi2          # final χ² per modality
+    result.models        # physical models per property
+
+Heavy modules (engines) are imported on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._version import FORMAT_VERSION, __version__
+
+__all__ = ["__version__", "FORMAT_VERSION", "run", "load_config", "read_result"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "run":
+        from .runner import run
+
+        return run
+    if name == "load_config":
+        from .config import load_config
+
+        return load_config
+    if name == "read_result":
+        from .results import read_result
+
+        return read_result
+    raise AttributeError(name)

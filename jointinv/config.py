@@ -1,0 +1,393 @@
+"""The YAML config: schema, loading and cross-field checks.
+
+The schema is a set of pydantic models that forbid unknown keys. Every error
+is turned into one line ``<file>: <field.path>: <what is wrong>``. Paths inside
+the config (data files, output) are relative to the config file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- mesh --------------------------------------------------------------------
+class CoreRegion(_Strict):
+    """Core region of uniform cells (m). The surface is at z = 0, z up."""
+
+    x_min: float = Field(description="Left end of the core along the profile (m).")
+    x_max: float = Field(description="Right end of the core along the profile (m).")
+    depth: PositiveFloat = Field(description="Depth of the core below the surface (m).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "CoreRegion":
+        if self.x_max <= self.x_min:
+            raise ValueError("x_max must be greater than x_min")
+        return self
+
+
+class CellSize(_Strict):
+    dx: PositiveFloat = Field(description="Core cell width (m).")
+    dz: PositiveFloat = Field(description="Core cell height (m).")
+
+
+class Padding(_Strict):
+    n_x: Annotated[int, Field(ge=0)] = Field(12, description="Padding cells left and right.")
+    n_z: Annotated[int, Field(ge=0)] = Field(12, description="Padding cells at the bottom.")
+    factor: Annotated[float, Field(ge=1.0, le=3.0)] = Field(
+        1.4, description="Growth factor of consecutive padding cells."
+    )
+
+
+class MeshConfig(_Strict):
+    core: CoreRegion
+    cell_size: CellSize
+    padding: Padding = Padding()
+
+
+# --- properties --------------------------------------------------------------
+class PropertyConfig(_Strict):
+    """One inverted physical property (the key is its name)."""
+
+    units: str = Field(description="Physical units, e.g. 'ohm*m', 'm/s', 'g/cm^3'.")
+    transform: Literal["log", "linear"] = Field(
+        description="Inversion parameter: natural log of the property, or the property itself."
+    )
+    start: float = Field(description="Starting value, physical units.")
+    bounds: tuple[float, float] | None = Field(
+        None, description="Lower and upper bound, physical units (bounded transform)."
+    )
+    reference: float | None = Field(
+        None, description="Reference model for the smallness term (default: start)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "PropertyConfig":
+        if self.transform == "log" and self.start <= 0:
+            raise ValueError("start must be > 0 with a log transform")
+        if self.reference is not None and self.transform == "log" and self.reference <= 0:
+            raise ValueError("reference must be > 0 with a log transform")
+        if self.bounds is not None:
+            lo, hi = self.bounds
+            if lo >= hi:
+                raise ValueError("bounds must be [lower, upper] with lower < upper")
+            if self.transform == "log" and lo < 0:
+                raise ValueError("bounds must be >= 0 with a log transform")
+            for name, value in (("start", self.start), ("reference", self.reference)):
+                if value is not None and not lo < value < hi:
+                    raise ValueError(f"{name} {value:g} lies outside bounds [{lo:g}, {hi:g}]")
+        return self
+
+
+# --- modalities --------------------------------------------------------------
+class ErrorModel(_Strict):
+    """Data standard deviation: ``relative·|d| + absolute``, or the file's column.
+
+    For ERT the data are ln(ρa); ``relative`` is a fraction of ρa and
+    ``absolute`` is in Ω·m, so std(ln ρa) = relative + absolute/ρa.
+    """
+
+    relative: NonNegativeFloat = Field(0.0, description="Fraction of the datum.")
+    absolute: NonNegativeFloat = Field(0.0, description="Data units (Ω·m, s, mGal).")
+    from_file: bool = Field(False, description="Use the data file's err column.")
+
+    @model_validator(mode="after")
+    def _something(self) -> "ErrorModel":
+        if not self.from_file and self.relative == 0 and self.absolute == 0:
+            raise ValueError("give relative and/or absolute > 0, or from_file: true")
+        return self
+
+
+class ErtOptions(_Strict):
+    singularity_removal: bool = Field(True, description="pyGIMLi's singularity removal.")
+    threads: Annotated[int, Field(ge=1)] = Field(2, description="Threads of the ERT core.")
+
+
+class TraveltimeOptions(_Strict):
+    secondary_nodes: Annotated[int, Field(ge=0, le=10)] = Field(
+        3, description="Secondary nodes per cell edge for the Dijkstra graph."
+    )
+
+
+class GravityOptions(_Strict):
+    pass
+
+
+class _ModalityBase(_Strict):
+    data: str = Field(description="Data file, relative to the config file.")
+    property: str = Field(description="Name of the property this method senses.")
+    error: ErrorModel
+    chi2_target: PositiveFloat | None = Field(
+        None, description="χ² target of this modality (default: inversion.chi2_target)."
+    )
+
+
+class ErtModality(_ModalityBase):
+    """ERT: log apparent resistivity from a pyGIMLi unified data file (.ohm/.dat)."""
+
+    kind: Literal["ert"]
+    options: ErtOptions = ErtOptions()
+
+
+class TraveltimeModality(_ModalityBase):
+    """First-arrival traveltime (s) from a pyGIMLi .sgt file."""
+
+    kind: Literal["traveltime"]
+    options: TraveltimeOptions = TraveltimeOptions()
+
+
+class GravityModality(_ModalityBase):
+    """Vertical gravity gz (mGal) from a CSV with columns x,z,gz[,err]."""
+
+    kind: Literal["gravity"]
+    options: GravityOptions = GravityOptions()
+
+
+Modality = Annotated[
+    Union[ErtModality, TraveltimeModality, GravityModality], Field(discriminator="kind")
+]
+
+
+# --- coupling, regularization, inversion, output ----------------------------
+class CrossGradientCoupling(_Strict):
+    kind: Literal["cross_gradient"]
+    properties: tuple[str, str] = Field(description="The two coupled properties.")
+    weight: PositiveFloat = Field(description="γ, the weight of the term.")
+
+
+Coupling = Annotated[Union[CrossGradientCoupling], Field(discriminator="kind")]
+
+
+class RegularizationConfig(_Strict):
+    """Σ_p w_p (α_s‖m_p − m_ref‖² + α_x‖∂x m_p‖² + α_z‖∂z m_p‖²), area-weighted."""
+
+    alpha_s: NonNegativeFloat = Field(1e-3, description="Smallness weight (1/m²).")
+    alpha_x: NonNegativeFloat = Field(1.0, description="Horizontal smoothness weight.")
+    alpha_z: NonNegativeFloat = Field(1.0, description="Vertical smoothness weight.")
+    property_weights: dict[str, PositiveFloat] = Field(
+        default_factory=dict, description="Extra factor per property (default 1)."
+    )
+
+
+class BetaSchedule(_Strict):
+    initial: PositiveFloat | None = Field(
+        None, description="β0; default: initial_ratio × λmax(data Hessian)/λmax(reg. Hessian)."
+    )
+    initial_ratio: PositiveFloat = Field(1.0, description="Used when initial is not given.")
+    cooling_factor: Annotated[float, Field(ge=1.0)] = Field(
+        2.0, description="β is divided by this after each iteration."
+    )
+    minimum: NonNegativeFloat = Field(0.0, description="β never goes below this.")
+
+
+class CgSettings(_Strict):
+    max_iterations: Annotated[int, Field(ge=1)] = 50
+    tolerance: Annotated[float, Field(gt=0, lt=1)] = Field(
+        1e-2, description="Relative residual of the Gauss-Newton system."
+    )
+
+
+class InversionConfig(_Strict):
+    max_iterations: Annotated[int, Field(ge=0)] = 20
+    chi2_target: PositiveFloat = 1.0
+    beta: BetaSchedule = BetaSchedule()
+    cg: CgSettings = CgSettings()
+    max_line_search_halvings: Annotated[int, Field(ge=0, le=30)] = 8
+    stagnation_tolerance: Annotated[float, Field(ge=0, lt=1)] = Field(
+        1e-3, description="Stop when Φ decreases by less than this fraction in one iteration."
+    )
+    seed: int = Field(0, description="Random seed (power iterations, any sampling).")
+
+
+class OutputConfig(_Strict):
+    path: str = Field("result.h5", description="HDF5 result, relative to the config file.")
+
+
+class Config(_Strict):
+    """A jointinv run."""
+
+    mesh: MeshConfig
+    properties: dict[str, PropertyConfig] = Field(min_length=1)
+    modalities: dict[str, Modality] = Field(min_length=1)
+    coupling: list[Coupling] = Field(default_factory=list)
+    regularization: RegularizationConfig = RegularizationConfig()
+    inversion: InversionConfig = InversionConfig()
+    output: OutputConfig = OutputConfig()
+
+
+# --- loading -------------------------------------------------------------------
+class LoadedConfig:
+    """A validated config with the file it came from.
+
+    Attributes
+    ----------
+    config : Config
+    path : Path
+        The config file (absolute).
+    text : str
+        The YAML text, as read (stored in the result for provenance).
+    """
+
+    def __init__(self, config: Config, path: Path, text: str) -> None:
+        self.config = config
+        self.path = path
+        self.text = text
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else (self.path.parent / p).resolve()
+
+
+def load_config(path: str | Path) -> LoadedConfig:
+    """Read, parse and validate a config file.
+
+    Raises
+    ------
+    ConfigError
+        With the file name and field path of the first problems, on one line.
+    """
+    path = Path(path).expanduser().resolve()
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(path.name, None, f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(path.name, None, f"cannot read config: {exc.strerror}") from None
+    return LoadedConfig(parse_config(text, path.name), path, text)
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Validate YAML text; ``source`` names the file in error messages."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(source, None, f"malformed YAML: {where}{problem}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(source, None, "the config must be a mapping of sections")
+    return from_mapping(raw, source)
+
+
+def from_mapping(raw: dict[str, Any], source: str = "<config>") -> Config:
+    """Validate a config given as a Python mapping."""
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise _first_errors(exc, source) from None
+    _check_names(config, source)
+    return config
+
+
+def _first_errors(exc: ValidationError, source: str) -> ConfigError:
+    errors = exc.errors(include_url=False)
+    parts = [f"{_loc(e['loc'])}: {_message(e)}" for e in errors[:3]]
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    first_field, first_msg = parts[0].split(": ", 1)
+    rest = "; ".join(parts[1:])
+    message = first_msg + (f"; {rest}" if rest else "") + more
+    return ConfigError(source, first_field, message)
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    # pydantic inserts the tag of a tagged union: modalities.<name>.<kind>.…
+    if len(parts) > 2 and parts[0] in ("modalities", "coupling") and parts[2] in _TAGS:
+        del parts[2]
+    return ".".join(parts) or "(top level)"
+
+
+_TAGS = {"ert", "traveltime", "gravity", "cross_gradient"}
+
+
+_MESSAGES = {
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "extra_forbidden": "unknown key",
+    "missing": "required field is missing",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "int_parsing": "must be an integer",
+    "int_type": "must be an integer",
+    "int_from_float": "must be an integer",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "string_type": "must be a string",
+    "dict_type": "must be a mapping",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+    "too_short": "must have at least {min_length} entries",
+    "too_long": "must have at most {max_length} entries",
+}
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx", {}) or {}
+    if kind in _MESSAGES:
+        try:
+            return _MESSAGES[kind].format(**ctx)
+        except KeyError:
+            return _MESSAGES[kind]
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '')}"
+    if kind == "union_tag_invalid":
+        return f"unknown kind {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+    if kind == "union_tag_not_found":
+        return "missing 'kind'"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    return error["msg"]
+
+
+def _check_names(config: Config, source: str) -> None:
+    defined = sorted(config.properties)
+    for name, modality in config.modalities.items():
+        if modality.property not in config.properties:
+            raise ConfigError(
+                source,
+                f"modalities.{name}.property",
+                f"'{modality.property}' is not a defined property (defined: {', '.join(defined)})",
+            )
+    for i, term in enumerate(config.coupling):
+        for prop in term.properties:
+            if prop not in config.properties:
+                raise ConfigError(
+                    source,
+                    f"coupling.{i}.properties",
+                    f"'{prop}' is not a defined property (defined: {', '.join(defined)})",
+                )
+        if term.properties[0] == term.properties[1]:
+            raise ConfigError(source, f"coupling.{i}.properties", "must name two different properties")
+    for prop in config.regularization.property_weights:
+        if prop not in config.properties:
+            raise ConfigError(
+                source,
+                f"regularization.property_weights.{prop}",
+                f"'{prop}' is not a defined property (defined: {', '.join(defined)})",
+            )
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON schema of the config."""
+    return Config.model_json_schema()

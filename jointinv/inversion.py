@@ -1,0 +1,301 @@
+"""Gauss-Newton minimisation of the joint objective.
+
+The minimiser is an iterator: :meth:`GaussNewton.iterate` yields one
+:class:`IterationRecord` per step (iteration 0 is the starting model), so the
+caller logs, checkpoints or stops as it likes. The β schedule and the stopping
+rule are small explicit objects.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+from scipy.sparse.linalg import LinearOperator, cg
+
+from .objective import Objective
+from .operators import EngineClock
+
+ARMIJO_C = 1e-4
+
+
+@dataclass
+class IterationRecord:
+    """What happened in one Gauss-Newton iteration.
+
+    Attributes
+    ----------
+    iteration : int
+        0 for the starting model.
+    beta : float
+        Regularization weight used for this step.
+    terms : dict
+        Value of every objective term by name (regularization without β).
+    chi2 : dict
+        χ² = 2φ_d/N per modality.
+    phi : float
+        Total objective at this β.
+    step_length : float
+        Accepted line-search step (0 for iteration 0).
+    cg_iterations : int
+    seconds : dict
+        Wall time split into ``forward``, ``jacobian`` (engine calls),
+        ``linear_algebra`` (gradient, CG) and ``other``.
+    relative_decrease : float or None
+        (Φ before − Φ after) / Φ before, at this iteration's β.
+    """
+
+    iteration: int
+    beta: float
+    terms: dict[str, float]
+    chi2: dict[str, float]
+    phi: float
+    step_length: float = 0.0
+    cg_iterations: int = 0
+    relative_decrease: float | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class BetaCooling:
+    """β_k = max(β0 / factor^(k−1), minimum) for iteration k ≥ 1."""
+
+    def __init__(self, beta0: float, *, factor: float = 2.0, minimum: float = 0.0) -> None:
+        self.beta0 = beta0
+        self.factor = factor
+        self.minimum = minimum
+
+    def __call__(self, model: np.ndarray, iteration: int) -> float:
+        return max(self.beta0 / self.factor ** max(iteration - 1, 0), self.minimum)
+
+
+class Stopping:
+    """Stop when every modality reaches its χ² target, at the iteration limit, or on stagnation.
+
+    Parameters
+    ----------
+    chi2_targets : dict
+        Target χ² by modality name.
+    max_iterations : int
+    stagnation_tolerance : float
+        Stop when Φ decreased by less than this fraction in the last step.
+    """
+
+    def __init__(
+        self, chi2_targets: dict[str, float], *, max_iterations: int, stagnation_tolerance: float
+    ) -> None:
+        self.chi2_targets = chi2_targets
+        self.max_iterations = max_iterations
+        self.stagnation_tolerance = stagnation_tolerance
+
+    def targets_reached(self, chi2: dict[str, float]) -> bool:
+        return all(chi2[k] <= t for k, t in self.chi2_targets.items())
+
+    def __call__(self, record: IterationRecord, relative_decrease: float | None) -> str | None:
+        if self.targets_reached(record.chi2):
+            return "every modality reached its χ² target"
+        if record.iteration >= self.max_iterations:
+            return f"maximum number of iterations ({self.max_iterations}) reached"
+        if relative_decrease is not None and relative_decrease < self.stagnation_tolerance:
+            return f"stagnation: Φ decreased by {relative_decrease:.2e} (< {self.stagnation_tolerance:g})"
+        return None
+
+
+@dataclass
+class InversionResult:
+    """Outcome of a run, in the spirit of ``scipy.optimize.OptimizeResult``."""
+
+    model: np.ndarray
+    iterations: list[IterationRecord]
+    message: str
+    success: bool
+
+    @property
+    def nit(self) -> int:
+        return len(self.iterations) - 1
+
+
+class GaussNewton:
+    """Gauss-Newton with CG on the normal equations and backtracking line search.
+
+    Parameters
+    ----------
+    objective : Objective
+    beta : callable (model, iteration) -> float
+    stopping : Stopping
+    clocks : sequence of EngineClock
+        The engines' clocks, to split wall time per iteration.
+    cg_max_iterations, cg_tolerance : int, float
+    max_halvings : int
+        Line-search halvings before giving up.
+    """
+
+    def __init__(
+        self,
+        objective: Objective,
+        *,
+        beta: Callable[[np.ndarray, int], float],
+        stopping: Stopping,
+        clocks: Sequence[EngineClock] = (),
+        cg_max_iterations: int = 50,
+        cg_tolerance: float = 1e-2,
+        max_halvings: int = 8,
+    ) -> None:
+        self.objective = objective
+        self.beta = beta
+        self.stopping = stopping
+        self.clocks = list(clocks)
+        self.cg_max_iterations = cg_max_iterations
+        self.cg_tolerance = cg_tolerance
+        self.max_halvings = max_halvings
+        self.message = ""
+
+    # --- bookkeeping ---------------------------------------------------------
+    def _engine_seconds(self) -> dict[str, float]:
+        out = {"forward": 0.0, "jacobian": 0.0}
+        for c in self.clocks:
+            for k in out:
+                out[k] += c.seconds.get(k, 0.0)
+        return out
+
+    def _record(self, m: np.ndarray, iteration: int, **extra) -> IterationRecord:
+        terms = self.objective.terms(m)
+        chi2 = {t.name: t.chi2(m) for t in self.objective.misfits}
+        return IterationRecord(
+            iteration=iteration,
+            beta=self.objective.beta,
+            terms=terms,
+            chi2=chi2,
+            phi=self.objective.total(terms),
+            **extra,
+        )
+
+    # --- one step --------------------------------------------------------------
+    def _search_direction(self, m: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, int]:
+        n = len(m)
+        obj = self.objective
+        diag = obj.beta * obj.regularization.hessian_diagonal()
+        diag = np.where(diag > 0, diag, 1.0)
+        hess = LinearOperator((n, n), matvec=lambda v: obj.hessian_vec(m, v), dtype=float)
+        precond = LinearOperator((n, n), matvec=lambda v: v / diag, dtype=float)
+        count = [0]
+
+        def _count(_xk: np.ndarray) -> None:
+            count[0] += 1
+
+        step, _ = cg(
+            hess,
+            -g,
+            rtol=self.cg_tolerance,
+            maxiter=self.cg_max_iterations,
+            M=precond,
+            callback=_count,
+        )
+        return step, count[0]
+
+    def _line_search(
+        self, m: np.ndarray, step: np.ndarray, phi0: float, slope: float
+    ) -> tuple[np.ndarray, float] | None:
+        alpha = 1.0
+        for _ in range(self.max_halvings + 1):
+            trial = m + alpha * step
+            phi = self.objective.value(trial)
+            if np.isfinite(phi) and phi <= phi0 + ARMIJO_C * alpha * slope:
+                return trial, alpha
+            alpha *= 0.5
+        return None
+
+    # --- the iteration ----------------------------------------------------------
+    def iterate(self, m0: np.ndarray, *, start_iteration: int = 0) -> Iterator[IterationRecord]:
+        """Yield the record of the starting model, then one per iteration.
+
+        After the loop ends, :attr:`message` says why, and :attr:`model` holds
+        the final model.
+        """
+        m = np.array(m0, dtype=float)
+        self.model = m
+        self.objective.beta = self.beta(m, max(start_iteration, 1))
+        record = self._record(m, start_iteration)
+        yield record
+        reason = self.stopping(record, None) if start_iteration == 0 else None
+        if reason and "target" in reason:
+            self.message = reason
+            return
+        iteration = start_iteration
+        while True:
+            iteration += 1
+            if iteration > self.stopping.max_iterations:
+                self.message = f"maximum number of iterations ({self.stopping.max_iterations}) reached"
+                return
+            record, m = self._step(m, iteration)
+            if record is None:
+                self.message = "line search failed: no decrease of Φ along the Gauss-Newton step"
+                return
+            self.model = m
+            yield record
+            reason = self.stopping(record, record.relative_decrease)
+            if reason:
+                self.message = reason
+                return
+
+    def _step(self, m: np.ndarray, iteration: int) -> tuple[IterationRecord | None, np.ndarray]:
+        t0 = time.perf_counter()
+        e0 = self._engine_seconds()
+        self.objective.beta = self.beta(m, iteration)
+        phi0 = self.objective.value(m)
+        t_lin0 = time.perf_counter()
+        e_lin0 = self._engine_seconds()
+        g = self.objective.gradient(m)
+        step, n_cg = self._search_direction(m, g)
+        e_lin1 = self._engine_seconds()
+        linalg = time.perf_counter() - t_lin0 - sum(e_lin1[k] - e_lin0[k] for k in e_lin1)
+        found = self._line_search(m, step, phi0, float(g @ step))
+        if found is None:
+            return None, m
+        m_new, alpha = found
+        record = self._record(m_new, iteration, step_length=alpha, cg_iterations=n_cg)
+        e1 = self._engine_seconds()
+        total = time.perf_counter() - t0
+        seconds = {k: e1[k] - e0[k] for k in e1}
+        seconds["linear_algebra"] = linalg
+        seconds["other"] = max(total - sum(seconds.values()), 0.0)
+        record.seconds = seconds
+        record.relative_decrease = (phi0 - record.phi) / max(abs(phi0), np.finfo(float).tiny)
+        return record, m_new
+
+    def run(self, m0: np.ndarray) -> InversionResult:
+        """Iterate to the end and return the result."""
+        records = list(self.iterate(m0))
+        return InversionResult(
+            model=self.model,
+            iterations=records,
+            message=self.message,
+            success=self.stopping.targets_reached(records[-1].chi2),
+        )
+
+
+def estimate_beta0(
+    objective: Objective, m: np.ndarray, *, ratio: float, rng: np.random.Generator, n_power: int = 8
+) -> float:
+    """β0 = ratio · λmax(data GN Hessian) / λmax(regularization Hessian), by power iteration."""
+    lam_data = _largest_eigenvalue(lambda v: objective.data_hessian_vec(m, v), len(m), rng, n_power)
+    lam_reg = _largest_eigenvalue(
+        lambda v: objective.regularization.hessian_vec(m, v), len(m), rng, n_power
+    )
+    return ratio * lam_data / lam_reg
+
+
+def _largest_eigenvalue(
+    matvec: Callable[[np.ndarray], np.ndarray], n: int, rng: np.random.Generator, n_iter: int
+) -> float:
+    v = rng.standard_normal(n)
+    v /= np.linalg.norm(v)
+    lam = 0.0
+    for _ in range(n_iter):
+        w = matvec(v)
+        lam = float(np.linalg.norm(w))
+        if lam == 0:
+            return 0.0
+        v = w / lam
+    return lam

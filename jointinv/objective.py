@@ -1,0 +1,275 @@
+"""The objective function, a sum of named terms.
+
+    Φ(m) = Σ_k ½‖W_k(d_k − G_k(m))‖² + β·R(m) + Σ γ_ij·C(m_i, m_j)
+
+Each term offers ``value(m)``, ``gradient(m)`` and ``hessian_vec(m, v)`` (the
+Gauss-Newton Hessian times ``v``). Logs and the HDF5 result name every term.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import scipy.sparse as sp
+
+from .mesh import ModelMesh
+
+
+class Term(Protocol):
+    name: str
+
+    def value(self, m: np.ndarray) -> float: ...
+
+    def gradient(self, m: np.ndarray) -> np.ndarray: ...
+
+    def hessian_vec(self, m: np.ndarray, v: np.ndarray) -> np.ndarray: ...
+
+
+class Operator(Protocol):
+    n_data: int
+    n_params: int
+
+    def forward(self, m: np.ndarray) -> np.ndarray: ...
+
+    def jvec(self, m: np.ndarray, v: np.ndarray) -> np.ndarray: ...
+
+    def jtvec(self, m: np.ndarray, w: np.ndarray) -> np.ndarray: ...
+
+
+class DataMisfit:
+    """½‖(d − G(m)) / σ‖² for one modality.
+
+    The predicted data of the last two models are kept, so the response of an
+    accepted line-search step is not computed again for the next gradient.
+
+    Parameters
+    ----------
+    name : str
+        Modality name.
+    operator : Operator
+        G, from the joint model vector to the data.
+    observed, std : arrays
+        Observed data and their standard deviations (data units).
+    chi2_target : float
+        The χ² this modality should reach.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        operator: Operator,
+        observed: np.ndarray,
+        std: np.ndarray,
+        *,
+        chi2_target: float = 1.0,
+    ) -> None:
+        self.name = name
+        self.operator = operator
+        self.observed = np.asarray(observed, dtype=float)
+        self.std = np.asarray(std, dtype=float)
+        self.chi2_target = chi2_target
+        self._cache: dict[bytes, np.ndarray] = {}
+
+    @property
+    def n_data(self) -> int:
+        return len(self.observed)
+
+    def predicted(self, m: np.ndarray) -> np.ndarray:
+        key = m.tobytes()
+        if key not in self._cache:
+            if len(self._cache) >= 2:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = self.operator.forward(m)
+        return self._cache[key]
+
+    def normalized_residual(self, m: np.ndarray) -> np.ndarray:
+        """(d − G(m)) / σ."""
+        return (self.observed - self.predicted(m)) / self.std
+
+    def value(self, m: np.ndarray) -> float:
+        r = self.normalized_residual(m)
+        return 0.5 * float(r @ r)
+
+    def chi2(self, m: np.ndarray) -> float:
+        """χ² = 2φ_d / N."""
+        return 2.0 * self.value(m) / self.n_data
+
+    def gradient(self, m: np.ndarray) -> np.ndarray:
+        return -self.operator.jtvec(m, self.normalized_residual(m) / self.std)
+
+    def hessian_vec(self, m: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return self.operator.jtvec(m, self.operator.jvec(m, v) / self.std**2)
+
+
+@dataclass(frozen=True)
+class Block:
+    """Where one property sits in the joint model vector."""
+
+    name: str
+    start: int
+    size: int
+
+    @property
+    def slice(self) -> slice:
+        return slice(self.start, self.start + self.size)
+
+
+class Regularization:
+    """R(m) = Σ_p w_p (α_s‖m_p − m_ref,p‖²_A + α_x‖∂x m_p‖²_A + α_z‖∂z m_p‖²_A).
+
+    Norms are area-weighted (``‖f‖²_A ≈ ∫ f² dA``), so the weights do not
+    change with the mesh. ``m`` is the inversion parameter (e.g. ln ρ), not
+    the physical value. The β factor is applied by :class:`Objective`.
+    """
+
+    name = "regularization"
+
+    def __init__(
+        self,
+        mesh: ModelMesh,
+        blocks: list[Block],
+        reference: np.ndarray,
+        *,
+        alpha_s: float,
+        alpha_x: float,
+        alpha_z: float,
+        property_weights: dict[str, float] | None = None,
+    ) -> None:
+        weights = property_weights or {}
+        n = sum(b.size for b in blocks)
+        self.reference = np.asarray(reference, dtype=float)
+        one = (
+            alpha_s * sp.diags(mesh.cell_areas)
+            + alpha_x * (mesh.gradient_x.T @ mesh.gradient_x)
+            + alpha_z * (mesh.gradient_z.T @ mesh.gradient_z)
+        )
+        diag = [weights.get(b.name, 1.0) * one for b in blocks]
+        self.matrix = sp.csr_matrix(sp.block_diag(diag))
+        assert self.matrix.shape == (n, n)
+
+    def value(self, m: np.ndarray) -> float:
+        dm = m - self.reference
+        return float(dm @ (self.matrix @ dm))
+
+    def gradient(self, m: np.ndarray) -> np.ndarray:
+        return 2.0 * (self.matrix @ (m - self.reference))
+
+    def hessian_vec(self, m: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return 2.0 * (self.matrix @ v)
+
+    def hessian_diagonal(self) -> np.ndarray:
+        return 2.0 * self.matrix.diagonal()
+
+
+class CrossGradient:
+    """γ Σ_cells A_c τ_c², τ = ∂x m_a ∂z m_b − ∂z m_a ∂x m_b (cross-gradient).
+
+    τ is zero where the gradients of the two properties are parallel, so the
+    term favours common structure without a relation between the values. The
+    gradients are central differences at cell centres (1/m) of the inversion
+    parameters. The Hessian product is the Gauss-Newton one, ``2γ Jτᵀ A Jτ``.
+    """
+
+    def __init__(self, name: str, mesh: ModelMesh, a: Block, b: Block, *, weight: float) -> None:
+        self.name = name
+        self.a = a
+        self.b = b
+        self.weight = weight
+        self.areas = mesh.cell_areas
+        self.gx, self.gz = mesh.cell_gradient
+
+    def _gradients(self, m: np.ndarray) -> tuple[np.ndarray, ...]:
+        ma, mb = m[self.a.slice], m[self.b.slice]
+        return self.gx @ ma, self.gz @ ma, self.gx @ mb, self.gz @ mb
+
+    def tau(self, m: np.ndarray) -> np.ndarray:
+        """The cross-gradient at each cell (parameter units² / m²)."""
+        ax, az, bx, bz = self._gradients(m)
+        return ax * bz - az * bx
+
+    def value(self, m: np.ndarray) -> float:
+        t = self.tau(m)
+        return self.weight * float(self.areas @ t**2)
+
+    def _jac(self, m: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        ax, az, bx, bz = self._gradients(m)
+        ja = sp.diags(bz) @ self.gx - sp.diags(bx) @ self.gz
+        jb = sp.diags(ax) @ self.gz - sp.diags(az) @ self.gx
+        return ja, jb
+
+    def gradient(self, m: np.ndarray) -> np.ndarray:
+        ja, jb = self._jac(m)
+        r = 2.0 * self.weight * self.areas * self.tau(m)
+        g = np.zeros_like(m, dtype=float)
+        g[self.a.slice] = ja.T @ r
+        g[self.b.slice] = jb.T @ r
+        return g
+
+    def hessian_vec(self, m: np.ndarray, v: np.ndarray) -> np.ndarray:
+        ja, jb = self._jac(m)
+        jv = ja @ v[self.a.slice] + jb @ v[self.b.slice]
+        r = 2.0 * self.weight * self.areas * jv
+        out = np.zeros_like(m, dtype=float)
+        out[self.a.slice] = ja.T @ r
+        out[self.b.slice] = jb.T @ r
+        return out
+
+
+class Objective:
+    """Φ(m) = Σ misfits + β·R + Σ couplings.
+
+    Parameters
+    ----------
+    misfits : list of DataMisfit
+    regularization : Regularization
+    couplings : list of coupling terms (each already weighted by γ)
+    beta : float
+    """
+
+    def __init__(
+        self,
+        misfits: list[DataMisfit],
+        regularization: Regularization,
+        couplings: list[Term],
+        *,
+        beta: float = 1.0,
+    ) -> None:
+        self.misfits = misfits
+        self.regularization = regularization
+        self.couplings = couplings
+        self.beta = beta
+
+    def terms(self, m: np.ndarray) -> dict[str, float]:
+        """Value of every term by name (regularization without β)."""
+        values = {t.name: t.value(m) for t in self.misfits}
+        values[self.regularization.name] = self.regularization.value(m)
+        values.update({t.name: t.value(m) for t in self.couplings})
+        return values
+
+    def value(self, m: np.ndarray) -> float:
+        return self.total(self.terms(m))
+
+    def total(self, terms: dict[str, float]) -> float:
+        """Φ from the values returned by :meth:`terms`."""
+        reg = self.regularization.name
+        return sum(v for k, v in terms.items() if k != reg) + self.beta * terms[reg]
+
+    def data_value(self, m: np.ndarray) -> float:
+        return sum(t.value(m) for t in self.misfits)
+
+    def gradient(self, m: np.ndarray) -> np.ndarray:
+        g = self.beta * self.regularization.gradient(m)
+        for t in [*self.misfits, *self.couplings]:
+            g = g + t.gradient(m)
+        return g
+
+    def hessian_vec(self, m: np.ndarray, v: np.ndarray) -> np.ndarray:
+        h = self.beta * self.regularization.hessian_vec(m, v)
+        for t in [*self.misfits, *self.couplings]:
+            h = h + t.hessian_vec(m, v)
+        return h
+
+    def data_hessian_vec(self, m: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return sum(t.hessian_vec(m, v) for t in self.misfits)

@@ -1,0 +1,36 @@
+"""Progress lines on stderr: one per Gauss-Newton iteration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .inversion import IterationRecord
+
+
+class IterationPrinter:
+    """Print χ² of every modality after each iteration (a plain callable)."""
+
+    def __init__(self, console: Any, *, quiet: bool = False) -> None:
+        self.console = console
+        self.quiet = quiet
+
+    def __call__(self, record: IterationRecord) -> None:
+        if self.quiet:
+            return
+        chi2 = "  ".join(f"{k} {v:7.3f}" for k, v in record.chi2.items())
+        secs = sum(record.seconds.values())
+        step = f"step {record.step_length:4.2f}" if record.iteration else "start    "
+        self.console.print(
+            f"it {record.iteration:2d}  β {record.beta:9.3e}  Φ {record.phi:11.4e}  "
+            f"χ²: {chi2}  {step}  {secs:5.1f} s",
+            highlight=False,
+        )
+
+    def finish(self, result: Any, seconds: float) -> None:
+        if self.quiet:
+            return
+        inv = result.inversion
+        colour = "green" if inv.success else "yellow"
+        self.console.print(f"[{colour}]{inv.message}[/{colour}] after {inv.nit} iterations")
+        if result.output is not None:
+            self.console.print(f"wrote {result.output} ({seconds:.1f} s)")

@@ -1,0 +1,220 @@
+"""``jointinv.run``: one joint inversion from a config to an HDF5 result."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ._version import __version__
+from .config import LoadedConfig, load_config
+from .errors import UserInputError
+from .inversion import (
+    BetaCooling,
+    GaussNewton,
+    InversionResult,
+    IterationRecord,
+    Stopping,
+    estimate_beta0,
+)
+from .problem import DATA_LABELS, Problem, build_problem
+from .results import (
+    SavedData,
+    fill_data,
+    fill_iterations,
+    fill_mesh,
+    fill_meta,
+    fill_model,
+    write_atomic,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` returns.
+
+    Attributes
+    ----------
+    problem : Problem
+    inversion : InversionResult
+    models : dict
+        Final model of every property, physical units, one value per cell.
+    chi2 : dict
+        Final χ² per modality.
+    output : Path or None
+        The HDF5 file written (None when ``write=False``).
+    """
+
+    problem: Problem
+    inversion: InversionResult
+    models: dict[str, np.ndarray]
+    chi2: dict[str, float]
+    output: Path | None
+
+
+def output_path(loaded: LoadedConfig, output: str | Path | None) -> Path:
+    return Path(output).resolve() if output else loaded.resolve(loaded.config.output.path)
+
+
+def run(
+    config: str | Path | LoadedConfig,
+    *,
+    output: str | Path | None = None,
+    force: bool = False,
+    write: bool = True,
+    only: list[str] | None = None,
+    on_iteration: Callable[[IterationRecord], None] | None = None,
+    command_line: str | None = None,
+) -> RunResult:
+    """Run one joint inversion.
+
+    Parameters
+    ----------
+    config : path or LoadedConfig
+        The YAML config (or one already loaded).
+    output : path, optional
+        HDF5 result; default ``output.path`` of the config, relative to it.
+    force : bool
+        Overwrite an existing result.
+    write : bool
+        Write the result file at all.
+    only : list of str, optional
+        Invert only these modalities.
+    on_iteration : callable, optional
+        Called with every :class:`~jointinv.inversion.IterationRecord`.
+    command_line : str, optional
+        Stored in ``/meta`` (default: ``sys.argv``).
+    """
+    loaded = config if isinstance(config, LoadedConfig) else load_config(config)
+    target = output_path(loaded, output) if write else None
+    if target is not None and target.exists() and not force:
+        raise UserInputError(f"{target}: output file exists; use --force to overwrite it")
+    started = datetime.now(timezone.utc)
+    problem = build_problem(loaded, only=only)
+    inversion = _invert(problem, on_iteration)
+    models = problem.physical(inversion.model)
+    chi2 = dict(inversion.iterations[-1].chi2)
+    if target is not None:
+        meta = _meta(loaded, started, inversion, command_line)
+        write_atomic(target, lambda f: _fill(f, problem, inversion, meta))
+    return RunResult(problem, inversion, models, chi2, target)
+
+
+def _invert(
+    problem: Problem, on_iteration: Callable[[IterationRecord], None] | None
+) -> InversionResult:
+    settings = problem.config.inversion
+    rng = np.random.default_rng(settings.seed)
+    beta0 = settings.beta.initial or estimate_beta0(
+        problem.objective, problem.m_start, ratio=settings.beta.initial_ratio, rng=rng
+    )
+    log.info("beta0 = %.3g", beta0)
+    targets = {t.name: t.chi2_target for t in problem.objective.misfits}
+    gn = GaussNewton(
+        problem.objective,
+        beta=BetaCooling(beta0, factor=settings.beta.cooling_factor, minimum=settings.beta.minimum),
+        stopping=Stopping(
+            targets,
+            max_iterations=settings.max_iterations,
+            stagnation_tolerance=settings.stagnation_tolerance,
+        ),
+        clocks=problem.clocks,
+        cg_max_iterations=settings.cg.max_iterations,
+        cg_tolerance=settings.cg.tolerance,
+        max_halvings=settings.max_line_search_halvings,
+    )
+    records = []
+    for record in gn.iterate(problem.m_start):
+        records.append(record)
+        if on_iteration is not None:
+            on_iteration(record)
+    success = gn.stopping.targets_reached(records[-1].chi2)
+    return InversionResult(model=gn.model, iterations=records, message=gn.message, success=success)
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for pkg in ("numpy", "scipy", "simpeg", "discretize", "pygimli", "h5py"):
+        try:
+            out[f"{pkg}_version"] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[f"{pkg}_version"] = "not installed"
+    return out
+
+
+def _meta(
+    loaded: LoadedConfig,
+    started: datetime,
+    inversion: InversionResult,
+    command_line: str | None,
+) -> dict[str, object]:
+    return {
+        "jointinv_version": __version__,
+        **_versions(),
+        "config_text": loaded.text,
+        "config_path": str(loaded.path),
+        "command_line": command_line or " ".join(sys.argv),
+        "start_time": started.isoformat(),
+        "end_time": datetime.now(timezone.utc).isoformat(),
+        "random_seed": loaded.config.inversion.seed,
+        "stop_reason": inversion.message,
+        "success": inversion.success,
+        "iterations": inversion.nit,
+    }
+
+
+def _fill(f, problem: Problem, inversion: InversionResult, meta: dict[str, object]) -> None:
+    fill_meta(f, meta)
+    mesh = problem.mesh
+    fill_mesh(f, mesh.nodes_x, mesh.nodes_z, mesh.core_mask)
+    for name, values in problem.physical(inversion.model).items():
+        prop = problem.config.properties[name]
+        fill_model(f, name, values, units=prop.units, transform=prop.transform)
+    for misfit in problem.objective.misfits:
+        ds = problem.datasets[misfit.name]
+        fill_data(
+            f,
+            misfit.name,
+            SavedData(
+                observed=misfit.observed,
+                predicted=misfit.predicted(inversion.model),
+                std=misfit.std,
+                sensors=ds.sensors,
+                kind=ds.kind,
+                units=DATA_LABELS[ds.kind][1],
+                chi2=misfit.chi2(inversion.model),
+                property=problem.config.modalities[misfit.name].property,
+            ),
+        )
+    fill_iterations(f, iteration_columns(inversion.iterations))
+
+
+def iteration_columns(records: list[IterationRecord]) -> dict[str, np.ndarray]:
+    """Per-iteration arrays for ``/iterations``."""
+    first = records[0]
+    cols: dict[str, list[float]] = {
+        "iteration": [r.iteration for r in records],
+        "beta": [r.beta for r in records],
+        "phi": [r.phi for r in records],
+        "phi_m": [r.terms["regularization"] for r in records],
+        "step_length": [r.step_length for r in records],
+        "cg_iterations": [r.cg_iterations for r in records],
+    }
+    for name in first.chi2:
+        cols[f"phi_d/{name}"] = [r.terms[name] for r in records]
+        cols[f"chi2/{name}"] = [r.chi2[name] for r in records]
+    for name in first.terms:
+        if name not in first.chi2 and name != "regularization":
+            cols[f"coupling/{name}"] = [r.terms[name] for r in records]
+    for kind in ("forward", "jacobian", "linear_algebra", "other"):
+        cols[f"seconds/{kind}"] = [r.seconds.get(kind, 0.0) for r in records]
+    return {k: np.asarray(v) for k, v in cols.items()}

@@ -1,0 +1,28 @@
+"""``jointinv validate``: check a config and its data without inverting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import load_config
+from .problem import build_mesh, check_sensors, load_datasets
+
+
+def validate_config(path: str | Path) -> str:
+    """Validate the config, read every data file, check sensors against the mesh.
+
+    Returns a short summary; raises a :class:`~jointinv.errors.UserInputError`
+    on the first problem.
+    """
+    loaded = load_config(path)
+    mesh = build_mesh(loaded.config)
+    datasets = load_datasets(loaded)
+    lines = [f"{loaded.name}: OK", f"  mesh: {mesh.shape[0]} x {mesh.shape[1]} cells"]
+    for name, ds in datasets.items():
+        check_sensors(mesh, ds, ds.survey.source)
+        prop = loaded.config.modalities[name].property
+        lines.append(
+            f"  {name} ({ds.kind} -> {prop}): {len(ds.observed)} data, "
+            f"{len(ds.sensors)} sensors, from {Path(ds.survey.source).name}"
+        )
+    return "\n".join(lines)

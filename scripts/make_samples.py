@@ -1,0 +1,132 @@
+#!/usr/bin/env python
+"""Write the synthetic sample data in data/samples/profile2d/.
+
+The true model (jointinv.samples.BlockInLayers: a conductive, low-velocity,
+low-density block inside a two-layer background) is simulated with the same
+engines as the inversion but on a finer mesh (0.5 m cells instead of 1 m, and
+more padding), so the sample does not commit the inverse crime. Gaussian noise
+with the stated standard deviations is added with a fixed seed.
+
+Usage:  python scripts/make_samples.py [--out data/samples/profile2d]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from jointinv.mesh import MeshSpec, ModelMesh
+from jointinv.samples import BlockInLayers, cell_average
+
+SEED = 20261122
+ERT_RELATIVE_NOISE = 0.03  # fraction of rho_a
+TT_NOISE_S = 0.0005  # s
+GRAVITY_NOISE_MGAL = 0.003  # mGal
+SENSOR_X = np.arange(0.0, 62.0 + 1e-9, 2.0)  # 32 electrodes / geophones, 2 m apart
+SHOT_EVERY = 2  # every 2nd geophone is a shot point (4 m)
+GRAVITY_X = np.arange(0.0, 62.0 + 1e-9, 2.0)
+GRAVITY_HEIGHT_M = 0.25  # gravimeter sensor height above ground
+
+
+def fine_mesh() -> ModelMesh:
+    return ModelMesh(
+        MeshSpec(x_min=-10, x_max=72, depth=30, dx=0.5, dz=0.5, n_pad_x=16, n_pad_z=16, pad_factor=1.35)
+    )
+
+
+def dipole_dipole(n_electrodes: int, spacings=(1, 2), max_n: int = 6) -> np.ndarray:
+    """ABMN (0-based) of a dipole-dipole survey: dipole length a, separation n·a."""
+    rows = []
+    for a in spacings:
+        for n in range(1, max_n + 1):
+            for ia in range(n_electrodes):
+                ib, im = ia + a, ia + a + n * a
+                inn = im + a
+                if inn < n_electrodes:
+                    rows.append((ib, ia, im, inn))
+    return np.array(rows, dtype=int)
+
+
+def shots_and_geophones(n_sensors: int) -> tuple[np.ndarray, np.ndarray]:
+    shots, geophones = [], []
+    for s in range(0, n_sensors, SHOT_EVERY):
+        for g in range(n_sensors):
+            if g != s:
+                shots.append(s)
+                geophones.append(g)
+    return np.array(shots), np.array(geophones)
+
+
+def simulate(truth: BlockInLayers, rng: np.random.Generator) -> dict:
+    from jointinv.engines.ert import ErtSimulation
+    from jointinv.engines.gravity import GravitySimulation
+    from jointinv.engines.traveltime import TraveltimeSimulation
+
+    mesh = fine_mesh()
+    props = cell_average(truth, mesh.nodes_x, mesh.nodes_z)
+    sensors = np.column_stack([SENSOR_X, np.zeros_like(SENSOR_X)])
+    abmn = dipole_dipole(len(SENSOR_X))
+    ert = ErtSimulation(mesh, sensors, abmn, threads=2)
+    rhoa = ert.apparent_resistivity(ert.transfer(props["resistivity"]))
+    rhoa_obs = rhoa * np.exp(ERT_RELATIVE_NOISE * rng.standard_normal(len(rhoa)))
+
+    shot, geophone = shots_and_geophones(len(SENSOR_X))
+    tt = TraveltimeSimulation(mesh, sensors, shot, geophone)
+    t = tt.forward(tt.transfer(props["velocity"]))
+    t_obs = t + TT_NOISE_S * rng.standard_normal(len(t))
+
+    stations = np.column_stack([GRAVITY_X, np.full_like(GRAVITY_X, GRAVITY_HEIGHT_M)])
+    grav = GravitySimulation(mesh, stations)
+    gz = grav.forward(grav.transfer(props["density_contrast"]))
+    gz_obs = gz + GRAVITY_NOISE_MGAL * rng.standard_normal(len(gz))
+    return dict(
+        sensors=sensors, abmn=abmn, rhoa=rhoa_obs, shot=shot, geophone=geophone,
+        t=t_obs, stations=stations, gz=gz_obs,
+    )
+
+
+def write_ohm(path: Path, sensors: np.ndarray, abmn: np.ndarray, rhoa: np.ndarray) -> None:
+    lines = [f"{len(sensors)}", "# x z"]
+    lines += [f"{x:.3f} {z:.3f}" for x, z in sensors]
+    lines += [f"{len(rhoa)}", "# a b m n rhoa err"]
+    lines += [
+        f"{a + 1} {b + 1} {m + 1} {n + 1} {r:.6g} {ERT_RELATIVE_NOISE:g}"
+        for (a, b, m, n), r in zip(abmn, rhoa)
+    ]
+    path.write_text("\n".join(lines) + "\n0\n")
+
+
+def write_sgt(path: Path, sensors: np.ndarray, shot, geophone, t) -> None:
+    lines = [f"{len(sensors)}", "# x z"]
+    lines += [f"{x:.3f} {z:.3f}" for x, z in sensors]
+    lines += [f"{len(t)}", "# s g t err"]
+    lines += [f"{s + 1} {g + 1} {ti:.7f} {TT_NOISE_S:g}" for s, g, ti in zip(shot, geophone, t)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_gravity(path: Path, stations: np.ndarray, gz: np.ndarray) -> None:
+    lines = ["# gz: vertical gravity anomaly (mGal), positive for excess mass; x, z in m (z up)"]
+    lines.append("x,z,gz,err")
+    lines += [f"{x:.3f},{z:.3f},{g:.6f},{GRAVITY_NOISE_MGAL:g}" for (x, z), g in zip(stations, gz)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    here = Path(__file__).resolve().parents[1]
+    parser.add_argument("--out", type=Path, default=here / "data" / "samples" / "profile2d")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    truth = BlockInLayers()
+    d = simulate(truth, np.random.default_rng(SEED))
+    write_ohm(args.out / "ert.ohm", d["sensors"], d["abmn"], d["rhoa"])
+    write_sgt(args.out / "traveltime.sgt", d["sensors"], d["shot"], d["geophone"], d["t"])
+    write_gravity(args.out / "gravity.csv", d["stations"], d["gz"])
+    truth.save(args.out / "true_model.json")
+    print(f"wrote {args.out}: {len(d['rhoa'])} ERT, {len(d['t'])} traveltime, {len(d['gz'])} gravity data")
+
+
+if __name__ == "__main__":
+    main()
