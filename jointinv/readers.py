@@ -81,7 +81,7 @@ def _read_text(path: str | Path) -> tuple[str, list[str]]:
     if b"\x00" in raw:
         raise DataError(source, None, "looks like a binary file; expected a text data file")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a BOM (spreadsheet exports) is dropped
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
     if not text.strip():

@@ -763,3 +763,15 @@ def test_real_century_ert_analytic_k_matches_file_k(tmp_path):
         lines.append(line)
     d_r = read_ert(write(tmp_path, "\n".join(lines) + "\n"))
     np.testing.assert_allclose(d_r.apparent_resistivity, d.apparent_resistivity, rtol=1e-4)
+
+
+def test_real_myanmar_zero_errors_rejected():
+    # PROVENANCE.md: 60 electrodes, 1433 data, err = dev/100 "contains zeros": the first
+    # zero error is on line 178; such files need their errors floored or dropped first.
+    path = real("myanmar_gwb_ert/Aung_San_DD_pygimli.ohm")
+    with raises(
+        path,
+        178,
+        "error 'err' is 0; errors must be positive (raise the small ones or drop the 'err' column)",
+    ):
+        read_ert(path)
