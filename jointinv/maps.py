@@ -100,7 +100,10 @@ class Transform:
     def __call__(self, m: np.ndarray) -> np.ndarray:
         if not self.bounded:
             return np.exp(m) if self.kind == "log" else np.array(m, dtype=float)
-        return self.lower + (self.upper - self.lower) * expit(self._u(m))
+        p = self.lower + (self.upper - self.lower) * expit(self._u(m))
+        # expit rounds to 0 or 1 for |u| ≳ 37: keep p strictly inside the bounds
+        inside = np.nextafter(self.lower, self.upper), np.nextafter(self.upper, self.lower)
+        return np.clip(p, *inside)
 
     def derivative(self, m: np.ndarray) -> np.ndarray:
         """dp/dm, elementwise."""

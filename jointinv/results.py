@@ -16,6 +16,7 @@ and ParaView readers find the coordinates. z is up, the surface at 0.
 
 from __future__ import annotations
 
+import builtins
 import os
 import tempfile
 from dataclasses import dataclass
@@ -39,7 +40,8 @@ class SavedData:
     chi2: float
     property: str = ""
 
-    @property
+    # the field above shadows the builtin inside this class body
+    @builtins.property
     def normalized_residual(self) -> np.ndarray:
         return (self.observed - self.predicted) / self.std
 

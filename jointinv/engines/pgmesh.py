@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pygimli as pg
+from scipy.spatial import cKDTree
 
 from ..maps import Transfer
 from ..mesh import ModelMesh
@@ -40,12 +41,11 @@ def match_cells(engine_centers: np.ndarray, model_centers: np.ndarray) -> np.nda
     """
     if engine_centers.shape != model_centers.shape:
         raise ValueError("engine and model meshes have different cell counts")
-    key_e = np.lexsort((engine_centers[:, 0], engine_centers[:, 1]))
-    key_m = np.lexsort((model_centers[:, 0], model_centers[:, 1]))
-    order = np.empty(len(key_e), dtype=int)
-    order[key_e] = key_m
+    # nearest model centre of each engine centre (a lexsort on (z, x) would scramble a
+    # row whose z values differ by round-off)
+    _, order = cKDTree(model_centers).query(engine_centers)
     gap = np.abs(engine_centers - model_centers[order]).max()
     scale = np.abs(np.diff(np.unique(model_centers[:, 0]))).min()
-    if gap > 1e-6 * scale:
+    if gap > 1e-6 * scale or len(np.unique(order)) != len(order):
         raise ValueError(f"engine cells do not match model cells (gap {gap:g} m)")
     return order
