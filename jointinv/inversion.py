@@ -175,7 +175,7 @@ class GaussNewton:
     def _search_direction(self, m: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, int]:
         n = len(m)
         obj = self.objective
-        diag = obj.beta * obj.regularization.hessian_diagonal()
+        diag = obj.hessian_diagonal(m)
         diag = np.where(diag > 0, diag, 1.0)
         hess = LinearOperator((n, n), matvec=lambda v: obj.hessian_vec(m, v), dtype=float)
         precond = LinearOperator((n, n), matvec=lambda v: v / diag, dtype=float)

@@ -33,6 +33,8 @@ class Map(Protocol):
 
     def jtvec(self, x: np.ndarray, w: np.ndarray) -> np.ndarray: ...
 
+    def matrix_at(self, x: np.ndarray) -> sp.spmatrix: ...
+
 
 @dataclass(frozen=True)
 class Select:
@@ -51,6 +53,12 @@ class Select:
 
     def jvec(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
         return v[self.start : self.start + self.size]
+
+    def matrix_at(self, x: np.ndarray) -> sp.csr_matrix:
+        """The Jacobian as a sparse matrix (n_out, n_in)."""
+        rows = np.arange(self.size)
+        ones = np.ones(self.size)
+        return sp.csr_matrix((ones, (rows, rows + self.start)), shape=(self.size, self.n_in))
 
     def jtvec(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
         out = np.zeros(self.n_in)
@@ -134,6 +142,9 @@ class Transform:
     def jvec(self, m: np.ndarray, v: np.ndarray) -> np.ndarray:
         return self.derivative(m) * v
 
+    def matrix_at(self, m: np.ndarray) -> sp.csr_matrix:
+        return sp.csr_matrix(sp.diags(self.derivative(m)))
+
     def jtvec(self, m: np.ndarray, w: np.ndarray) -> np.ndarray:
         return self.derivative(m) * w
 
@@ -154,8 +165,16 @@ class Transfer:
     @classmethod
     def permutation(cls, order: np.ndarray) -> "Transfer":
         """``p_engine[i] = p_model[order[i]]``."""
+        return cls.selection(order, len(order))
+
+    @classmethod
+    def selection(cls, order: np.ndarray, n_in: int) -> "Transfer":
+        """``p_engine[i] = p_model[order[i]]`` for an engine with ``len(order) <= n_in`` cells."""
         n = len(order)
-        return cls(sp.csr_matrix((np.ones(n), (np.arange(n), order)), shape=(n, n)))
+        return cls(sp.csr_matrix((np.ones(n), (np.arange(n), order)), shape=(n, n_in)))
+
+    def matrix_at(self, x: np.ndarray) -> sp.csr_matrix:
+        return self.matrix
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.matrix @ x
@@ -198,3 +217,11 @@ class Chain:
         for mp, xi in zip(reversed(self.maps), reversed(self._inputs(x))):
             w = mp.jtvec(xi, w)
         return w
+
+    def matrix_at(self, x: np.ndarray) -> sp.csr_matrix:
+        """The chain's Jacobian at ``x`` as a sparse matrix (n_out, n_in)."""
+        out = None
+        for mp, xi in zip(self.maps, self._inputs(x)):
+            mat = mp.matrix_at(xi)
+            out = mat if out is None else mat @ out
+        return sp.csr_matrix(out)

@@ -9,7 +9,7 @@ Gauss-Newton Hessian times ``v``). Logs and the HDF5 result name every term.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -71,6 +71,7 @@ class DataMisfit:
         self.std = np.asarray(std, dtype=float)
         self.chi2_target = chi2_target
         self._cache: dict[bytes, np.ndarray] = {}
+        self._jacobian: tuple[bytes, Any] | None = None
 
     @property
     def n_data(self) -> int:
@@ -96,11 +97,38 @@ class DataMisfit:
         """χ² = 2φ_d / N."""
         return 2.0 * self.value(m) / self.n_data
 
+    def _weighted_jacobian(self, m: np.ndarray) -> Any:
+        """W J as a matrix, kept for the last model (None if the operator has none)."""
+        if not getattr(self.operator, "has_jacobian", False):
+            return None
+        key = m.tobytes()
+        if self._jacobian is None or self._jacobian[0] != key:
+            jac = self.operator.jacobian(m)
+            w = 1.0 / self.std
+            wj = sp.csr_matrix(sp.diags(w) @ jac) if sp.issparse(jac) else jac * w[:, None]
+            self._jacobian = (key, wj)
+        return self._jacobian[1]
+
     def gradient(self, m: np.ndarray) -> np.ndarray:
-        return -self.operator.jtvec(m, self.normalized_residual(m) / self.std)
+        wj = self._weighted_jacobian(m)
+        if wj is None:
+            return -self.operator.jtvec(m, self.normalized_residual(m) / self.std)
+        return -(wj.T @ self.normalized_residual(m))
 
     def hessian_vec(self, m: np.ndarray, v: np.ndarray) -> np.ndarray:
-        return self.operator.jtvec(m, self.operator.jvec(m, v) / self.std**2)
+        wj = self._weighted_jacobian(m)
+        if wj is None:
+            return self.operator.jtvec(m, self.operator.jvec(m, v) / self.std**2)
+        return wj.T @ (wj @ v)
+
+    def hessian_diagonal(self, m: np.ndarray) -> np.ndarray | None:
+        """diag(JᵀW²J), or None when the operator offers no Jacobian matrix."""
+        wj = self._weighted_jacobian(m)
+        if wj is None:
+            return None
+        if sp.issparse(wj):
+            return np.asarray(wj.multiply(wj).sum(axis=0)).ravel()
+        return np.einsum("ij,ij->j", wj, wj)
 
 
 @dataclass(frozen=True)
@@ -179,6 +207,7 @@ class CrossGradient:
         self.weight = weight
         self.areas = mesh.cell_areas
         self.gx, self.gz = mesh.cell_gradient
+        self._last_jac: tuple[bytes, sp.csr_matrix, sp.csr_matrix] | None = None
 
     def _gradients(self, m: np.ndarray) -> tuple[np.ndarray, ...]:
         ma, mb = m[self.a.slice], m[self.b.slice]
@@ -194,10 +223,22 @@ class CrossGradient:
         return self.weight * float(self.areas @ t**2)
 
     def _jac(self, m: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        ax, az, bx, bz = self._gradients(m)
-        ja = sp.diags(bz) @ self.gx - sp.diags(bx) @ self.gz
-        jb = sp.diags(ax) @ self.gz - sp.diags(az) @ self.gx
-        return ja, jb
+        """dτ/dm_a and dτ/dm_b, kept for the last model."""
+        key = m.tobytes()
+        if self._last_jac is None or self._last_jac[0] != key:
+            ax, az, bx, bz = self._gradients(m)
+            ja = sp.csr_matrix(sp.diags(bz) @ self.gx - sp.diags(bx) @ self.gz)
+            jb = sp.csr_matrix(sp.diags(ax) @ self.gz - sp.diags(az) @ self.gx)
+            self._last_jac = (key, ja, jb)
+        return self._last_jac[1], self._last_jac[2]
+
+    def hessian_diagonal(self, m: np.ndarray) -> np.ndarray:
+        """Diagonal of the Gauss-Newton Hessian 2γ JτᵀAJτ."""
+        ja, jb = self._jac(m)
+        out = np.zeros_like(m, dtype=float)
+        for block, j in ((self.a, ja), (self.b, jb)):
+            out[block.slice] = 2.0 * self.weight * (self.areas @ j.multiply(j))
+        return out
 
     def gradient(self, m: np.ndarray) -> np.ndarray:
         ja, jb = self._jac(m)
@@ -270,6 +311,16 @@ class Objective:
         for t in [*self.misfits, *self.couplings]:
             h = h + t.hessian_vec(m, v)
         return h
+
+    def hessian_diagonal(self, m: np.ndarray) -> np.ndarray:
+        """Diagonal of the GN Hessian (for preconditioning); terms without an
+        explicit Jacobian contribute nothing."""
+        d = self.beta * self.regularization.hessian_diagonal()
+        for t in [*self.misfits, *self.couplings]:
+            dt = t.hessian_diagonal(m) if hasattr(t, "hessian_diagonal") else None
+            if dt is not None:
+                d = d + dt
+        return d
 
     def data_hessian_vec(self, m: np.ndarray, v: np.ndarray) -> np.ndarray:
         return sum(t.hessian_vec(m, v) for t in self.misfits)

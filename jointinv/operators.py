@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Iterator, Protocol, runtime_checkable
 
 import numpy as np
+import scipy.sparse as sp
 
 from .maps import Map
 
@@ -95,3 +96,20 @@ class ForwardOperator:
 
     def jtvec(self, m: np.ndarray, w: np.ndarray) -> np.ndarray:
         return self.map.jtvec(m, self.simulation.jtvec(self.map(m), w))
+
+    @property
+    def has_jacobian(self) -> bool:
+        """True when the engine offers its Jacobian as a matrix."""
+        return hasattr(self.simulation, "jacobian")
+
+    def jacobian(self, m: np.ndarray) -> np.ndarray | sp.csr_matrix:
+        """dG/dm as a matrix (n_data, n_params): engine Jacobian times the map's.
+
+        Only for simulations with a ``jacobian(p)`` method (all of jointinv's
+        engines); dense when the engine's is dense.
+        """
+        j_sim = self.simulation.jacobian(self.map(m))
+        j_map = self.map.matrix_at(m)
+        if sp.issparse(j_sim):
+            return sp.csr_matrix(j_sim @ j_map)
+        return np.asarray((j_map.T @ np.asarray(j_sim).T).T)

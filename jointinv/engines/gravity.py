@@ -109,6 +109,10 @@ class GravitySimulation:
         with self.clock("forward"):
             return self.kernel @ self._check_model(density_contrast)
 
+    def jacobian(self, density_contrast: np.ndarray) -> np.ndarray:
+        """The kernel (mGal per g/cm³), shape (n_data, n_params); independent of the model."""
+        return self.kernel
+
     def jvec(self, density_contrast: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Kernel times ``v`` (g/cm³ → mGal); independent of the model."""
         self._check_model(density_contrast)

@@ -197,3 +197,19 @@ def test_forward_is_cached(smooth_case):
     calls = sim.clock.calls["forward"]
     sim.forward(velocity * 1.01)
     assert sim.clock.calls["forward"] == calls
+
+
+def test_forward_from_ray_paths_equals_engine_response():
+    """forward() uses t = L·s from one createJacobian call; it must equal the
+    engine's own ``response`` (a separate Dijkstra run) to round-off."""
+    from jointinv.engines.traveltime import _traveltimes
+
+    mesh = ModelMesh(MeshSpec(0, 20, 8, 1.0, 1.0, n_pad_x=4, n_pad_z=4))
+    sensors = np.column_stack([np.arange(0.0, 21.0, 2.0), np.zeros(11)])
+    shot = np.repeat([0, 5, 10], 10)
+    geophone = np.array([g for s in (0, 5, 10) for g in range(11) if g != s])
+    sim = TraveltimeSimulation(mesh, sensors, shot, geophone, secondary_nodes=2)
+    x, z = mesh.cell_centers.T
+    velocity = sim.transfer(600.0 + 80.0 * np.sqrt(-z) + 5.0 * np.sin(x / 3.0))
+    engine = _traveltimes(sim._fop, sim._to_engine @ (1.0 / velocity))
+    np.testing.assert_allclose(sim.forward(velocity), engine, rtol=1e-10)
