@@ -58,6 +58,18 @@ class MeshConfig(_Strict):
 
 
 # --- properties --------------------------------------------------------------
+class DepthGradient(_Strict):
+    """A value that changes linearly with depth: ``top`` at the surface,
+    ``bottom`` at the bottom of the core region, constant below (physical units).
+    The usual starting model for refraction traveltimes."""
+
+    top: float
+    bottom: float
+
+    def values(self) -> tuple[float, float]:
+        return (self.top, self.bottom)
+
+
 class PropertyConfig(_Strict):
     """One inverted physical property (the key is its name)."""
 
@@ -65,30 +77,42 @@ class PropertyConfig(_Strict):
     transform: Literal["log", "linear"] = Field(
         description="Inversion parameter: natural log of the property, or the property itself."
     )
-    start: float = Field(description="Starting value, physical units.")
+    start: float | DepthGradient = Field(
+        description="Starting value (physical units), or {top, bottom} for a depth gradient."
+    )
     bounds: tuple[float, float] | None = Field(
         None, description="Lower and upper bound, physical units (bounded transform)."
     )
-    reference: float | None = Field(
+    reference: float | DepthGradient | None = Field(
         None, description="Reference model for the smallness term (default: start)."
     )
 
     @model_validator(mode="after")
     def _consistent(self) -> "PropertyConfig":
-        if self.transform == "log" and self.start <= 0:
-            raise ValueError("start must be > 0 with a log transform")
-        if self.reference is not None and self.transform == "log" and self.reference <= 0:
-            raise ValueError("reference must be > 0 with a log transform")
+        for name, spec in (("start", self.start), ("reference", self.reference)):
+            values = spec.values() if isinstance(spec, DepthGradient) else (spec,)
+            for value in values:
+                _check_value(name, value, self.transform, self.bounds)
         if self.bounds is not None:
             lo, hi = self.bounds
-            if lo >= hi:
-                raise ValueError("bounds must be [lower, upper] with lower < upper")
             if self.transform == "log" and lo < 0:
                 raise ValueError("bounds must be >= 0 with a log transform")
-            for name, value in (("start", self.start), ("reference", self.reference)):
-                if value is not None and not lo < value < hi:
-                    raise ValueError(f"{name} {value:g} lies outside bounds [{lo:g}, {hi:g}]")
         return self
+
+
+def _check_value(
+    name: str, value: float | None, transform: str, bounds: tuple[float, float] | None
+) -> None:
+    if value is None:
+        return
+    if transform == "log" and value <= 0:
+        raise ValueError(f"{name} must be > 0 with a log transform")
+    if bounds is not None:
+        lo, hi = bounds
+        if lo >= hi:
+            raise ValueError("bounds must be [lower, upper] with lower < upper")
+        if not lo < value < hi:
+            raise ValueError(f"{name} {value:g} lies outside bounds [{lo:g}, {hi:g}]")
 
 
 # --- modalities --------------------------------------------------------------

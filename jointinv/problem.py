@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import readers
-from .config import Config, ErrorModel, LoadedConfig
+from .config import Config, DepthGradient, ErrorModel, LoadedConfig
 from .data import ErtData, GravityData, TraveltimeData
 from .errors import ConfigError, DataError
 from .maps import Chain, Select, Transform
@@ -105,17 +105,25 @@ def build_transforms(config: Config, n_cells: int) -> dict[str, Transform]:
     return out
 
 
+def property_values(spec: float | DepthGradient, mesh: ModelMesh) -> np.ndarray:
+    """A constant or a depth gradient (top at z = 0, bottom at the core's base) per cell."""
+    if not isinstance(spec, DepthGradient):
+        return np.full(mesh.n_cells, float(spec))
+    depth = np.clip(-mesh.cell_centers[:, 1] / mesh.spec.depth, 0.0, 1.0)
+    return spec.top + (spec.bottom - spec.top) * depth
+
+
 def starting_and_reference(
-    config: Config, blocks: list[Block], transforms: dict[str, Transform]
+    config: Config, mesh: ModelMesh, blocks: list[Block], transforms: dict[str, Transform]
 ) -> tuple[np.ndarray, np.ndarray]:
     n = sum(b.size for b in blocks)
     m0, mref = np.empty(n), np.empty(n)
     for b in blocks:
         prop = config.properties[b.name]
         t = transforms[b.name]
-        m0[b.slice] = t.inverse(np.full(b.size, prop.start))
+        m0[b.slice] = t.inverse(property_values(prop.start, mesh))
         ref = prop.reference if prop.reference is not None else prop.start
-        mref[b.slice] = t.inverse(np.full(b.size, ref))
+        mref[b.slice] = t.inverse(property_values(ref, mesh))
     return m0, mref
 
 
@@ -264,7 +272,7 @@ def build_problem(loaded: LoadedConfig, *, only: list[str] | None = None) -> Pro
     mesh = build_mesh(config)
     blocks = build_blocks(config, mesh.n_cells)
     transforms = build_transforms(config, mesh.n_cells)
-    m0, mref = starting_and_reference(config, blocks, transforms)
+    m0, mref = starting_and_reference(config, mesh, blocks, transforms)
     datasets = load_datasets(loaded)
     if only is not None:
         datasets = {k: v for k, v in datasets.items() if k in only}
