@@ -51,6 +51,8 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
 
 def _guarded(verbose: bool, action: Callable[[], T]) -> T:
     """Run ``action``; turn errors into one red line and the right exit code."""
+    from rich.markup import escape
+
     from .errors import UserInputError
 
     try:
@@ -58,7 +60,8 @@ def _guarded(verbose: bool, action: Callable[[], T]) -> T:
     except UserInputError as exc:
         if verbose:
             _console().print_exception()
-        _console().print(f"[red]error:[/red] {exc}", soft_wrap=True, markup=True)
+        # escape: messages hold brackets ("bounds [lower, upper]") that are not markup
+        _console().print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, markup=True)
         raise typer.Exit(2) from None
     except typer.Exit:
         raise
@@ -70,7 +73,7 @@ def _guarded(verbose: bool, action: Callable[[], T]) -> T:
             _console().print_exception()
         name = type(exc).__name__
         _console().print(
-            f"[red]failed:[/red] {name}: {exc} (run with --verbose for the traceback)",
+            f"[red]failed:[/red] {name}: {escape(str(exc))} (run with --verbose for the traceback)",
             soft_wrap=True,
         )
         raise typer.Exit(1) from None

@@ -9,7 +9,7 @@ Gauss-Newton Hessian times ``v``). Logs and the HDF5 result name every term.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -71,7 +71,7 @@ class DataMisfit:
         self.std = np.asarray(std, dtype=float)
         self.chi2_target = chi2_target
         self._cache: dict[bytes, np.ndarray] = {}
-        self._jacobian: tuple[bytes, Any] | None = None
+        self._jacobian: tuple[bytes, _Linearization] | None = None
 
     @property
     def n_data(self) -> int:
@@ -97,7 +97,7 @@ class DataMisfit:
         """χ² = 2φ_d / N."""
         return 2.0 * self.value(m) / self.n_data
 
-    def _weighted_jacobian(self, m: np.ndarray) -> Any:
+    def _weighted_jacobian(self, m: np.ndarray) -> _Linearization | None:
         """W J as a matrix, kept for the last model (None if the operator has none)."""
         if not getattr(self.operator, "has_jacobian", False):
             return None
@@ -105,30 +105,62 @@ class DataMisfit:
         if self._jacobian is None or self._jacobian[0] != key:
             jac = self.operator.jacobian(m)
             w = 1.0 / self.std
-            wj = sp.csr_matrix(sp.diags(w) @ jac) if sp.issparse(jac) else jac * w[:, None]
-            self._jacobian = (key, wj)
+            wj = sp.diags(w) @ jac if sp.issparse(jac) else jac * w[:, None]
+            self._jacobian = (key, _Linearization(wj))
         return self._jacobian[1]
 
     def gradient(self, m: np.ndarray) -> np.ndarray:
         wj = self._weighted_jacobian(m)
         if wj is None:
             return -self.operator.jtvec(m, self.normalized_residual(m) / self.std)
-        return -(wj.T @ self.normalized_residual(m))
+        return -wj.rmatvec(self.normalized_residual(m))
 
     def hessian_vec(self, m: np.ndarray, v: np.ndarray) -> np.ndarray:
         wj = self._weighted_jacobian(m)
         if wj is None:
             return self.operator.jtvec(m, self.operator.jvec(m, v) / self.std**2)
-        return wj.T @ (wj @ v)
+        return wj.rmatvec(wj.matvec(v))
 
     def hessian_diagonal(self, m: np.ndarray) -> np.ndarray | None:
         """diag(JᵀW²J), or None when the operator offers no Jacobian matrix."""
         wj = self._weighted_jacobian(m)
-        if wj is None:
-            return None
+        return None if wj is None else wj.column_norms_squared()
+
+
+class _Linearization:
+    """A data-weighted Jacobian W J, stored by its non-zero columns only.
+
+    A modality senses one property, so most columns of its Jacobian with
+    respect to the joint model are zero; dropping them makes the many
+    products inside CG cheaper.
+    """
+
+    def __init__(self, wj: np.ndarray | sp.spmatrix) -> None:
+        self.n_params = wj.shape[1]
         if sp.issparse(wj):
-            return np.asarray(wj.multiply(wj).sum(axis=0)).ravel()
-        return np.einsum("ij,ij->j", wj, wj)
+            wj = sp.csc_matrix(wj)
+            self.columns = np.flatnonzero(np.diff(wj.indptr))
+        else:
+            self.columns = np.flatnonzero(np.any(wj != 0, axis=0))
+        self.matrix = wj[:, self.columns]
+        if sp.issparse(self.matrix):
+            self.matrix = sp.csr_matrix(self.matrix)
+
+    def matvec(self, v: np.ndarray) -> np.ndarray:
+        return self.matrix @ v[self.columns]
+
+    def rmatvec(self, w: np.ndarray) -> np.ndarray:
+        out = np.zeros(self.n_params)
+        out[self.columns] = self.matrix.T @ w
+        return out
+
+    def column_norms_squared(self) -> np.ndarray:
+        out = np.zeros(self.n_params)
+        if sp.issparse(self.matrix):
+            out[self.columns] = np.asarray(self.matrix.multiply(self.matrix).sum(axis=0)).ravel()
+        else:
+            out[self.columns] = np.einsum("ij,ij->j", self.matrix, self.matrix)
+        return out
 
 
 @dataclass(frozen=True)

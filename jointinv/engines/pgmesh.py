@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pygimli as pg
+from pygimli.core import logger as _pg_logger
 from scipy.spatial import cKDTree
 
 from ..maps import Transfer
 from ..mesh import ModelMesh
+
+# On import pyGIMLi adds a handler of its own to the *root* logger, so every log
+# record of the host (the CLI's progress lines) would be printed twice.
+logging.getLogger().removeHandler(_pg_logger.streamHandler)
 
 
 def build_pg_grid(mesh: ModelMesh, *, n_pad: int | None = None) -> tuple["pg.Mesh", Transfer]:
