@@ -5,7 +5,7 @@ Used by the test suite; also handy when adding a new engine.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

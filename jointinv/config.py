@@ -8,7 +8,7 @@ the config (data files, output) are relative to the config file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -32,7 +32,7 @@ class CoreRegion(_Strict):
     depth: PositiveFloat = Field(description="Depth of the core below the surface (m).")
 
     @model_validator(mode="after")
-    def _ordered(self) -> "CoreRegion":
+    def _ordered(self) -> CoreRegion:
         if self.x_max <= self.x_min:
             raise ValueError("x_max must be greater than x_min")
         return self
@@ -88,7 +88,7 @@ class PropertyConfig(_Strict):
     )
 
     @model_validator(mode="after")
-    def _consistent(self) -> "PropertyConfig":
+    def _consistent(self) -> PropertyConfig:
         for name, spec in (("start", self.start), ("reference", self.reference)):
             values = spec.values() if isinstance(spec, DepthGradient) else (spec,)
             for value in values:
@@ -128,7 +128,7 @@ class ErrorModel(_Strict):
     from_file: bool = Field(False, description="Use the data file's err column.")
 
     @model_validator(mode="after")
-    def _something(self) -> "ErrorModel":
+    def _something(self) -> ErrorModel:
         if not self.from_file and self.relative == 0 and self.absolute == 0:
             raise ValueError("give relative and/or absolute > 0, or from_file: true")
         return self
@@ -182,7 +182,7 @@ class GravityModality(_ModalityBase):
 
 
 Modality = Annotated[
-    Union[ErtModality, TraveltimeModality, GravityModality], Field(discriminator="kind")
+    ErtModality | TraveltimeModality | GravityModality, Field(discriminator="kind")
 ]
 
 
@@ -193,7 +193,7 @@ class CrossGradientCoupling(_Strict):
     weight: PositiveFloat = Field(description="γ, the weight of the term.")
 
 
-Coupling = Annotated[Union[CrossGradientCoupling], Field(discriminator="kind")]
+Coupling = Annotated[CrossGradientCoupling, Field(discriminator="kind")]
 
 
 class RegularizationConfig(_Strict):

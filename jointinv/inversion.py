@@ -9,8 +9,8 @@ rule are small explicit objects.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, cg
@@ -98,7 +98,8 @@ class Stopping:
         if record.iteration >= self.max_iterations:
             return f"maximum number of iterations ({self.max_iterations}) reached"
         if relative_decrease is not None and relative_decrease < self.stagnation_tolerance:
-            return f"stagnation: Φ decreased by {relative_decrease:.2e} (< {self.stagnation_tolerance:g})"
+            tol = self.stagnation_tolerance
+            return f"stagnation: Φ decreased by {relative_decrease:.2e} (< {tol:g})"
         return None
 
 
@@ -226,7 +227,9 @@ class GaussNewton:
         while True:
             iteration += 1
             if iteration > self.stopping.max_iterations:
-                self.message = f"maximum number of iterations ({self.stopping.max_iterations}) reached"
+                self.message = (
+                    f"maximum number of iterations ({self.stopping.max_iterations}) reached"
+                )
                 return
             record, m = self._step(m, iteration)
             if record is None:

@@ -13,8 +13,9 @@ chain rule; this is the only place the chain rule is written.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -163,12 +164,12 @@ class Transfer:
         self.n_out, self.n_in = self.matrix.shape
 
     @classmethod
-    def permutation(cls, order: np.ndarray) -> "Transfer":
+    def permutation(cls, order: np.ndarray) -> Transfer:
         """``p_engine[i] = p_model[order[i]]``."""
         return cls.selection(order, len(order))
 
     @classmethod
-    def selection(cls, order: np.ndarray, n_in: int) -> "Transfer":
+    def selection(cls, order: np.ndarray, n_in: int) -> Transfer:
         """``p_engine[i] = p_model[order[i]]`` for an engine with ``len(order) <= n_in`` cells."""
         n = len(order)
         return cls(sp.csr_matrix((np.ones(n), (np.arange(n), order)), shape=(n, n_in)))

@@ -74,7 +74,7 @@ class ModelMesh:
         self.n_core_z = n_core_z
 
     @classmethod
-    def from_nodes(cls, nodes_x: np.ndarray, nodes_z: np.ndarray) -> "ModelMesh":
+    def from_nodes(cls, nodes_x: np.ndarray, nodes_z: np.ndarray) -> ModelMesh:
         """Rebuild a mesh from its node coordinates (as stored in a result)."""
         self = cls.__new__(cls)
         nodes_x = np.asarray(nodes_x, dtype=float)

@@ -175,9 +175,7 @@ def _file_errors(kind: str, survey: Any) -> np.ndarray | None:
     return survey.error_mgal
 
 
-def _std(
-    loaded: LoadedConfig, name: str, kind: str, survey: Any, error: ErrorModel
-) -> np.ndarray:
+def _std(loaded: LoadedConfig, name: str, kind: str, survey: Any, error: ErrorModel) -> np.ndarray:
     field = f"modalities.{name}.error"
     if error.from_file:
         std = _file_errors(kind, survey)
@@ -302,9 +300,7 @@ def build_problem(loaded: LoadedConfig, *, only: list[str] | None = None) -> Pro
     )
     sensed = {config.modalities[n].property for n in datasets}
     couplings = [
-        CrossGradient(
-            f"cross_gradient/{a}__{b}", mesh, by_name[a], by_name[b], weight=term.weight
-        )
+        CrossGradient(f"cross_gradient/{a}__{b}", mesh, by_name[a], by_name[b], weight=term.weight)
         for term in config.coupling
         for a, b in [term.properties]
         if a in sensed and b in sensed

@@ -76,7 +76,9 @@ def write_atomic(path: Path, fill: Any) -> None:
         raise
 
 
-def fill_mesh(f: h5py.File, nodes_x: np.ndarray, nodes_z: np.ndarray, core_mask: np.ndarray) -> None:
+def fill_mesh(
+    f: h5py.File, nodes_x: np.ndarray, nodes_z: np.ndarray, core_mask: np.ndarray
+) -> None:
     g = f.create_group("mesh")
     g.attrs["kind"] = "tensor2d"
     g.attrs["convention"] = "x along the profile (m), z up (m), surface at z = 0; cells x-fastest"
@@ -147,9 +149,9 @@ def read_result(path: str | Path) -> SavedResult:
         }
         iterations: dict[str, Any] = {}
         f["iterations"].visititems(
-            lambda key, obj: iterations.__setitem__(key, obj[()])
-            if isinstance(obj, h5py.Dataset)
-            else None
+            lambda key, obj: (
+                iterations.__setitem__(key, obj[()]) if isinstance(obj, h5py.Dataset) else None
+            )
         )
         return SavedResult(
             meta=meta,

@@ -52,7 +52,7 @@ class BlockInLayers:
         path.write_text(json.dumps({"kind": "block_in_layers", **asdict(self)}, indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: Path) -> "BlockInLayers":
+    def load(cls, path: Path) -> BlockInLayers:
         raw = json.loads(Path(path).read_text())
         raw.pop("kind")
         raw["block_x"] = tuple(raw["block_x"])

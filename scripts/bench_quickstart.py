@@ -51,8 +51,10 @@ def main() -> None:
     for i in range(args.repeat):
         row = bench_once(args.config)
         total = row["total"]
-        print(f"run {i + 1}: {row['iterations']} iterations, "
-              + ", ".join(f"{k} {v:.3f}" for k, v in row.items() if k.startswith("chi2")))
+        print(
+            f"run {i + 1}: {row['iterations']} iterations, "
+            + ", ".join(f"{k} {v:.3f}" for k, v in row.items() if k.startswith("chi2"))
+        )
         print(f"| {'part':<16s} | {'seconds':>8s} | {'share':>6s} |")
         print(f"|{'-' * 18}|{'-' * 10}|{'-' * 8}|")
         for key in ("engine forward", "engine Jacobian", "linear algebra", "everything else"):

@@ -32,7 +32,9 @@ GRAVITY_HEIGHT_M = 0.25  # gravimeter sensor height above ground
 
 def fine_mesh() -> ModelMesh:
     return ModelMesh(
-        MeshSpec(x_min=-10, x_max=72, depth=30, dx=0.5, dz=0.5, n_pad_x=16, n_pad_z=16, pad_factor=1.35)
+        MeshSpec(
+            x_min=-10, x_max=72, depth=30, dx=0.5, dz=0.5, n_pad_x=16, n_pad_z=16, pad_factor=1.35
+        )
     )
 
 
@@ -82,8 +84,14 @@ def simulate(truth: BlockInLayers, rng: np.random.Generator) -> dict:
     gz = grav.forward(grav.transfer(props["density_contrast"]))
     gz_obs = gz + GRAVITY_NOISE_MGAL * rng.standard_normal(len(gz))
     return dict(
-        sensors=sensors, abmn=abmn, rhoa=rhoa_obs, shot=shot, geophone=geophone,
-        t=t_obs, stations=stations, gz=gz_obs,
+        sensors=sensors,
+        abmn=abmn,
+        rhoa=rhoa_obs,
+        shot=shot,
+        geophone=geophone,
+        t=t_obs,
+        stations=stations,
+        gz=gz_obs,
     )
 
 
@@ -125,7 +133,8 @@ def main() -> None:
     write_sgt(args.out / "traveltime.sgt", d["sensors"], d["shot"], d["geophone"], d["t"])
     write_gravity(args.out / "gravity.csv", d["stations"], d["gz"])
     truth.save(args.out / "true_model.json")
-    print(f"wrote {args.out}: {len(d['rhoa'])} ERT, {len(d['t'])} traveltime, {len(d['gz'])} gravity data")
+    counts = f"{len(d['rhoa'])} ERT, {len(d['t'])} traveltime, {len(d['gz'])} gravity data"
+    print(f"wrote {args.out}: {counts}")
 
 
 if __name__ == "__main__":

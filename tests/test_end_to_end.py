@@ -83,3 +83,15 @@ def test_result_file_round_trip(joint):
         split = sum(f[f"iterations/seconds/{k}"][()].sum() for k in ("forward", "jacobian"))
         assert split > 0
         assert "cross_gradient/resistivity__velocity" in f["iterations/coupling"]
+
+
+def test_no_engine_call_is_repeated_for_the_same_model(joint):
+    """Each model the line search tries costs one forward call per engine, and each
+    Gauss-Newton iteration one Jacobian; the accepted step's response is reused."""
+    records = joint.inversion.iterations[1:]
+    trials = sum(1 + round(np.log2(1.0 / r.step_length)) for r in records)
+    sims = {m.name: m.operator.simulation for m in joint.problem.objective.misfits}
+    assert sims["ert"].clock.calls["forward"] == 1 + trials
+    assert sims["traveltime"].clock.calls["forward"] == 1 + trials
+    # one ERT Jacobian at the start of every iteration (the first serves the β0 estimate)
+    assert sims["ert"].clock.calls["jacobian"] == len(records)

@@ -47,7 +47,11 @@ def test_every_modality_passes_adjoint_test_through_its_map_chain(problem):
     for misfit in problem.objective.misfits:
         op = misfit.operator
         gap = adjoint_mismatch(
-            lambda v: op.jvec(m, v), lambda w: op.jtvec(m, w), op.n_params, op.n_data, rng=rng
+            lambda v, op=op: op.jvec(m, v),
+            lambda w, op=op: op.jtvec(m, w),
+            op.n_params,
+            op.n_data,
+            rng=rng,
         )
         assert gap < 1e-10, misfit.name
 
@@ -88,9 +92,7 @@ def test_whole_objective_taylor_test(problem):
     obj.beta = 3.0
     m = _smooth_model(problem, rng)
     x, z = problem.mesh.cell_centers.T
-    dm = np.concatenate(
-        [np.exp(-((x - 25 - 5 * i) ** 2 + (z + 4) ** 2) / 40.0) for i in range(3)]
-    )
+    dm = np.concatenate([np.exp(-((x - 25 - 5 * i) ** 2 + (z + 4) ** 2) / 40.0) for i in range(3)])
     g = obj.gradient(m)
     steps = 10.0 ** -np.arange(2.0, 4.5, 0.5)
     steps, e0, e1 = taylor_orders(obj.value, lambda v: np.array([g @ v]), m, dm, steps=steps)

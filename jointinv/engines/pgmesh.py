@@ -17,7 +17,7 @@ from ..mesh import ModelMesh
 logging.getLogger().removeHandler(_pg_logger.streamHandler)
 
 
-def build_pg_grid(mesh: ModelMesh, *, n_pad: int | None = None) -> tuple["pg.Mesh", Transfer]:
+def build_pg_grid(mesh: ModelMesh, *, n_pad: int | None = None) -> tuple[pg.Mesh, Transfer]:
     """Build a pyGIMLi grid from the nodes of the model mesh.
 
     The top boundary (``z = 0``) gets marker -1 (Neumann, free surface), the
