@@ -186,14 +186,118 @@ Modality = Annotated[
 ]
 
 
+# --- rock physics --------------------------------------------------------------
+class ArchieRelation(_Strict):
+    """ρ = a·ρ_w·φ^(−m)·S^(−n): resistivity (Ω·m) from porosity."""
+
+    kind: Literal["archie"]
+    fluid_resistivity: PositiveFloat = Field(20.0, description="ρ_w, pore fluid (Ω·m).")
+    a: Annotated[float, Field(gt=0, le=5)] = 1.0
+    m: Annotated[float, Field(ge=1, le=5)] = Field(2.0, description="Cementation exponent.")
+    n: Annotated[float, Field(ge=1, le=5)] = Field(2.0, description="Saturation exponent.")
+    saturation: Annotated[float, Field(gt=0, le=1)] = Field(1.0, description="S_w (fraction).")
+
+
+class WyllieRelation(_Strict):
+    """1/v = φ/v_f + (1−φ)/v_m: velocity (m/s) from porosity."""
+
+    kind: Literal["wyllie"]
+    v_matrix: Annotated[float, Field(gt=0, le=10000)] = Field(5500.0, description="m/s")
+    v_fluid: Annotated[float, Field(gt=0, le=10000)] = Field(1500.0, description="m/s")
+
+
+class GardnerRelation(_Strict):
+    """ρ_b = a·v^b − reference: density (g/cm³) from velocity (m/s)."""
+
+    kind: Literal["gardner"]
+    a: PositiveFloat = 0.31
+    b: Annotated[float, Field(gt=0, lt=1)] = 0.25
+    reference: NonNegativeFloat = Field(0.0, description="Subtracted density (g/cm³).")
+
+
+class DensityMixingRelation(_Strict):
+    """ρ_b = φ·ρ_f + (1−φ)·ρ_m − reference: density (contrast, g/cm³) from porosity."""
+
+    kind: Literal["density_mixing"]
+    rho_matrix: Annotated[float, Field(gt=0, le=10)] = Field(2.65, description="g/cm³")
+    rho_fluid: Annotated[float, Field(ge=0, le=10)] = Field(1.0, description="g/cm³")
+    reference: NonNegativeFloat = Field(0.0, description="Subtracted density (g/cm³).")
+
+
+class LinearRelation(_Strict):
+    """t(y) = a + b·t(x), t = log10 or identity."""
+
+    kind: Literal["linear"]
+    a: float = 0.0
+    b: float = 1.0
+    input_log: bool = True
+    output_log: bool = True
+
+
+RelationConfig = Annotated[
+    ArchieRelation | WyllieRelation | GardnerRelation | DensityMixingRelation | LinearRelation,
+    Field(discriminator="kind"),
+]
+
+
+def build_relation(config: RelationConfig) -> Any:
+    """The :mod:`jointinv.petrophysics` relation a config entry describes."""
+    from . import petrophysics
+
+    params = config.model_dump(exclude={"kind"})
+    return petrophysics.RELATIONS[config.kind](**params)
+
+
+class DerivedProperty(_Strict):
+    """A property computed from an inverted one through a relation (hard coupling)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    source: str = Field(alias="from", description="The inverted property it is derived from.")
+    relation: RelationConfig
+    units: str = Field(description="Physical units of the derived property.")
+
+
 # --- coupling, regularization, inversion, output ----------------------------
 class CrossGradientCoupling(_Strict):
     kind: Literal["cross_gradient"]
     properties: tuple[str, str] = Field(description="The two coupled properties.")
     weight: PositiveFloat = Field(description="γ, the weight of the term.")
+    normalized: bool = Field(
+        False, description="Scale gradients by their magnitude (insensitive to contrast)."
+    )
 
 
-Coupling = Annotated[CrossGradientCoupling, Field(discriminator="kind")]
+class Box(_Strict):
+    """A rectangle of the section (m, z up)."""
+
+    x: tuple[float, float]
+    z: tuple[float, float]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Box":
+        if self.x[0] >= self.x[1] or self.z[0] >= self.z[1]:
+            raise ValueError("x and z must be [min, max] with min < max")
+        return self
+
+
+class WeightedBox(Box):
+    weight: NonNegativeFloat
+
+
+class PetrophysicalCoupling(_Strict):
+    """λ/2·‖t(p_b) − t(f(p_a))‖² over the cells in ``region`` (t = ln for log properties)."""
+
+    kind: Literal["petrophysical"]
+    properties: tuple[str, str] = Field(description="[a, b] with b = f(a).")
+    relation: RelationConfig
+    weight: PositiveFloat = Field(description="λ, the weight of the term.")
+    region: Box | None = Field(None, description="Where the relation holds (default: everywhere).")
+    cell_weights: list[WeightedBox] = Field(
+        default_factory=list, description="Per-cell weights by box (default 1; later boxes win)."
+    )
+
+
+Coupling = Annotated[CrossGradientCoupling | PetrophysicalCoupling, Field(discriminator="kind")]
 
 
 class RegularizationConfig(_Strict):
@@ -225,8 +329,21 @@ class CgSettings(_Strict):
     )
 
 
+class BalancingConfig(_Strict):
+    """Misfit balancing so that no modality dominates (see README)."""
+
+    enabled: bool = False
+    initial_scaling: bool = Field(
+        True, description="Start with each misfit scaled by 1/λmax of its GN Hessian."
+    )
+    factor: Annotated[float, Field(ge=1.0, le=10.0)] = Field(
+        1.5, description="Per-iteration change of a weight above/below its χ² target."
+    )
+
+
 class InversionConfig(_Strict):
     max_iterations: Annotated[int, Field(ge=0)] = 20
+    balancing: BalancingConfig = BalancingConfig()
     chi2_target: PositiveFloat = 1.0
     beta: BetaSchedule = BetaSchedule()
     cg: CgSettings = CgSettings()
@@ -246,6 +363,7 @@ class Config(_Strict):
 
     mesh: MeshConfig
     properties: dict[str, PropertyConfig] = Field(min_length=1)
+    derived: dict[str, DerivedProperty] = Field(default_factory=dict)
     modalities: dict[str, Modality] = Field(min_length=1)
     coupling: list[Coupling] = Field(default_factory=list)
     regularization: RegularizationConfig = RegularizationConfig()
@@ -368,7 +486,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "(top level)"
 
 
-_TAGS = {"ert", "traveltime", "gravity", "cross_gradient"}
+_TAGS = {"ert", "traveltime", "gravity", "cross_gradient", "petrophysical"}
 
 
 _MESSAGES = {
@@ -417,31 +535,60 @@ def _message(error: dict[str, Any]) -> str:
 
 
 def _check_names(config: Config, source: str) -> None:
-    defined = sorted(config.properties)
+    inverted = sorted(config.properties)
+    sensed = inverted + sorted(config.derived)
+
+    def _fail(field: str, name: str, allowed: list[str], what: str = "defined property") -> None:
+        # e.g. "'porosity' is not a defined property (defined: resistivity, velocity)"
+        raise ConfigError(
+            source, field, f"'{name}' is not a {what} (defined: {', '.join(allowed)})"
+        )
+
+    for name, derived in config.derived.items():
+        if name in config.properties:
+            raise ConfigError(source, f"derived.{name}", "is already an inverted property")
+        if derived.source not in config.properties:
+            _fail(f"derived.{name}.from", derived.source, inverted, "defined inverted property")
+        _check_relation_range(config, source, f"derived.{name}", derived.source, derived.relation)
     for name, modality in config.modalities.items():
-        if modality.property not in config.properties:
-            raise ConfigError(
-                source,
-                f"modalities.{name}.property",
-                f"'{modality.property}' is not a defined property (defined: {', '.join(defined)})",
-            )
+        if modality.property not in sensed:
+            _fail(f"modalities.{name}.property", modality.property, sensed)
     for i, term in enumerate(config.coupling):
         for prop in term.properties:
-            if prop not in config.properties:
+            if prop in config.derived:
                 raise ConfigError(
                     source,
                     f"coupling.{i}.properties",
-                    f"'{prop}' is not a defined property (defined: {', '.join(defined)})",
+                    f"'{prop}' is a derived property; couplings act on inverted properties",
                 )
+            if prop not in config.properties:
+                _fail(f"coupling.{i}.properties", prop, inverted)
         if term.properties[0] == term.properties[1]:
-            raise ConfigError(source, f"coupling.{i}.properties", "must name two different properties")
+            raise ConfigError(
+                source, f"coupling.{i}.properties", "must name two different properties"
+            )
+        if term.kind == "petrophysical":
+            _check_relation_range(config, source, f"coupling.{i}", term.properties[0], term.relation)
     for prop in config.regularization.property_weights:
         if prop not in config.properties:
-            raise ConfigError(
-                source,
-                f"regularization.property_weights.{prop}",
-                f"'{prop}' is not a defined property (defined: {', '.join(defined)})",
-            )
+            _fail(f"regularization.property_weights.{prop}", prop, inverted)
+
+
+def _check_relation_range(
+    config: Config, source: str, field: str, prop: str, relation: RelationConfig
+) -> None:
+    """A relation's input property must be bounded inside the relation's valid range."""
+    valid = build_relation(relation).valid_input
+    if valid == (-float("inf"), float("inf")):
+        return
+    bounds = config.properties[prop].bounds
+    if bounds is None or bounds[0] < valid[0] or bounds[1] > valid[1]:
+        raise ConfigError(
+            source,
+            f"{field}.relation",
+            f"{relation.kind} is valid for {prop} in ({valid[0]:g}, {valid[1]:g}); "
+            f"give properties.{prop}.bounds inside that range",
+        )
 
 
 def json_schema() -> dict[str, Any]:
