@@ -14,7 +14,9 @@ from typing import Protocol
 import numpy as np
 import scipy.sparse as sp
 
+from .maps import Transform
 from .mesh import ModelMesh
+from .petrophysics import Relation
 
 
 class Term(Protocol):
@@ -70,6 +72,8 @@ class DataMisfit:
         self.observed = np.asarray(observed, dtype=float)
         self.std = np.asarray(std, dtype=float)
         self.chi2_target = chi2_target
+        #: balancing weight w_k (the term is w_k·½‖r‖²; χ² does not include it)
+        self.weight = 1.0
         self._cache: dict[bytes, np.ndarray] = {}
         self._jacobian: tuple[bytes, _Linearization] | None = None
 
@@ -89,13 +93,17 @@ class DataMisfit:
         """(d − G(m)) / σ."""
         return (self.observed - self.predicted(m)) / self.std
 
-    def value(self, m: np.ndarray) -> float:
+    def misfit(self, m: np.ndarray) -> float:
+        """φ_d = ½‖(d − G(m))/σ‖², without the balancing weight."""
         r = self.normalized_residual(m)
         return 0.5 * float(r @ r)
 
+    def value(self, m: np.ndarray) -> float:
+        return self.weight * self.misfit(m)
+
     def chi2(self, m: np.ndarray) -> float:
         """χ² = 2φ_d / N."""
-        return 2.0 * self.value(m) / self.n_data
+        return 2.0 * self.misfit(m) / self.n_data
 
     def _weighted_jacobian(self, m: np.ndarray) -> _Linearization | None:
         """W J as a matrix, kept for the last model (None if the operator has none)."""
@@ -112,19 +120,23 @@ class DataMisfit:
     def gradient(self, m: np.ndarray) -> np.ndarray:
         wj = self._weighted_jacobian(m)
         if wj is None:
-            return -self.operator.jtvec(m, self.normalized_residual(m) / self.std)
-        return -wj.rmatvec(self.normalized_residual(m))
+            g = -self.operator.jtvec(m, self.normalized_residual(m) / self.std)
+        else:
+            g = -wj.rmatvec(self.normalized_residual(m))
+        return self.weight * g
 
     def hessian_vec(self, m: np.ndarray, v: np.ndarray) -> np.ndarray:
         wj = self._weighted_jacobian(m)
         if wj is None:
-            return self.operator.jtvec(m, self.operator.jvec(m, v) / self.std**2)
-        return wj.rmatvec(wj.matvec(v))
+            h = self.operator.jtvec(m, self.operator.jvec(m, v) / self.std**2)
+        else:
+            h = wj.rmatvec(wj.matvec(v))
+        return self.weight * h
 
     def hessian_diagonal(self, m: np.ndarray) -> np.ndarray | None:
         """diag(JᵀW²J), or None when the operator offers no Jacobian matrix."""
         wj = self._weighted_jacobian(m)
-        return None if wj is None else wj.column_norms_squared()
+        return None if wj is None else self.weight * wj.column_norms_squared()
 
 
 class _Linearization:
@@ -230,13 +242,30 @@ class CrossGradient:
     term favours common structure without a relation between the values. The
     gradients are central differences at cell centres (1/m) of the inversion
     parameters. The Hessian product is the Gauss-Newton one, ``2γ Jτᵀ A Jτ``.
+
+    With ``normalized=True`` the gradients are first scaled by their magnitude,
+    ``τ_n = τ / (|∇m_a|_ε |∇m_b|_ε)`` with ``|g|_ε = sqrt(|g|² + ε²)``, so τ_n is
+    the sine of the angle between the gradients and does not grow with the
+    contrast; ε (parameter units per m) keeps it finite where a property is flat.
     """
 
-    def __init__(self, name: str, mesh: ModelMesh, a: Block, b: Block, *, weight: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        mesh: ModelMesh,
+        a: Block,
+        b: Block,
+        *,
+        weight: float,
+        normalized: bool = False,
+        epsilon: float = 1e-3,
+    ) -> None:
         self.name = name
         self.a = a
         self.b = b
         self.weight = weight
+        self.normalized = normalized
+        self.epsilon = epsilon
         self.areas = mesh.cell_areas
         self.gx, self.gz = mesh.cell_gradient
         self._last_jac: tuple[bytes, sp.csr_matrix, sp.csr_matrix] | None = None
@@ -246,9 +275,32 @@ class CrossGradient:
         return self.gx @ ma, self.gz @ ma, self.gx @ mb, self.gz @ mb
 
     def tau(self, m: np.ndarray) -> np.ndarray:
-        """The cross-gradient at each cell (parameter units² / m²)."""
+        """The cross-gradient at each cell (parameter units² / m², or unitless if normalized)."""
         ax, az, bx, bz = self._gradients(m)
-        return ax * bz - az * bx
+        t = ax * bz - az * bx
+        if not self.normalized:
+            return t
+        na, nb = self._norms(ax, az, bx, bz)
+        return t / (na * nb)
+
+    def _norms(self, ax, az, bx, bz) -> tuple[np.ndarray, np.ndarray]:
+        eps2 = self.epsilon**2
+        return np.sqrt(ax**2 + az**2 + eps2), np.sqrt(bx**2 + bz**2 + eps2)
+
+    def _partials(self, m: np.ndarray) -> tuple[np.ndarray, ...]:
+        """∂τ/∂(ax, az, bx, bz) at each cell."""
+        ax, az, bx, bz = self._gradients(m)
+        if not self.normalized:
+            return bz, -bx, -az, ax
+        na, nb = self._norms(ax, az, bx, bz)
+        t = (ax * bz - az * bx) / (na * nb)
+        inv = 1.0 / (na * nb)
+        return (
+            bz * inv - t * ax / na**2,
+            -bx * inv - t * az / na**2,
+            -az * inv - t * bx / nb**2,
+            ax * inv - t * bz / nb**2,
+        )
 
     def value(self, m: np.ndarray) -> float:
         t = self.tau(m)
@@ -258,9 +310,9 @@ class CrossGradient:
         """dτ/dm_a and dτ/dm_b, kept for the last model."""
         key = m.tobytes()
         if self._last_jac is None or self._last_jac[0] != key:
-            ax, az, bx, bz = self._gradients(m)
-            ja = sp.csr_matrix(sp.diags(bz) @ self.gx - sp.diags(bx) @ self.gz)
-            jb = sp.csr_matrix(sp.diags(ax) @ self.gz - sp.diags(az) @ self.gx)
+            d_ax, d_az, d_bx, d_bz = self._partials(m)
+            ja = sp.csr_matrix(sp.diags(d_ax) @ self.gx + sp.diags(d_az) @ self.gz)
+            jb = sp.csr_matrix(sp.diags(d_bx) @ self.gx + sp.diags(d_bz) @ self.gz)
             self._last_jac = (key, ja, jb)
         return self._last_jac[1], self._last_jac[2]
 
@@ -287,6 +339,85 @@ class CrossGradient:
         out = np.zeros_like(m, dtype=float)
         out[self.a.slice] = ja.T @ r
         out[self.b.slice] = jb.T @ r
+        return out
+
+
+class PetrophysicalCoupling:
+    """λ/2 Σ_c w_c g_c², g = t(p_b) − t(f(p_a)): a soft rock-physics link.
+
+    ``p = T(m)`` are the physical properties of blocks a and b, ``f`` a relation
+    of :mod:`jointinv.petrophysics` and ``t`` the natural log when property b is
+    inverted in log (so g is a relative misfit) or the identity. ``w_c`` holds
+    per-cell weights and is zero outside the region where the relation applies.
+    The Hessian product is the Gauss-Newton one, ``λ Jgᵀ W Jg``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        a: Block,
+        b: Block,
+        *,
+        transform_a: Transform,
+        transform_b: Transform,
+        relation: Relation,
+        weight: float,
+        cell_weights: np.ndarray,
+    ) -> None:
+        self.name = name
+        self.a, self.b = a, b
+        self.transform_a, self.transform_b = transform_a, transform_b
+        self.relation = relation
+        self.weight = weight
+        self.cell_weights = np.asarray(cell_weights, dtype=float)
+        self.log_b = transform_b.kind == "log"
+
+    def _t(self, p: np.ndarray) -> np.ndarray:
+        return np.log(p) if self.log_b else p
+
+    def _dt(self, p: np.ndarray) -> np.ndarray:
+        return 1.0 / p if self.log_b else np.ones_like(p)
+
+    def residual(self, m: np.ndarray) -> np.ndarray:
+        """g per cell (in t units of property b)."""
+        pa = self.transform_a(m[self.a.slice])
+        pb = self.transform_b(m[self.b.slice])
+        return self._t(pb) - self._t(self.relation.value(pa))
+
+    def _partials(self, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """dg/dm_a and dg/dm_b, elementwise."""
+        ma, mb = m[self.a.slice], m[self.b.slice]
+        pa, pb = self.transform_a(ma), self.transform_b(mb)
+        f = self.relation.value(pa)
+        da = -self._dt(f) * self.relation.derivative(pa) * self.transform_a.derivative(ma)
+        db = self._dt(pb) * self.transform_b.derivative(mb)
+        return da, db
+
+    def value(self, m: np.ndarray) -> float:
+        g = self.residual(m)
+        return 0.5 * self.weight * float(self.cell_weights @ g**2)
+
+    def gradient(self, m: np.ndarray) -> np.ndarray:
+        da, db = self._partials(m)
+        r = self.weight * self.cell_weights * self.residual(m)
+        out = np.zeros_like(m, dtype=float)
+        out[self.a.slice] = da * r
+        out[self.b.slice] = db * r
+        return out
+
+    def hessian_vec(self, m: np.ndarray, v: np.ndarray) -> np.ndarray:
+        da, db = self._partials(m)
+        jv = self.weight * self.cell_weights * (da * v[self.a.slice] + db * v[self.b.slice])
+        out = np.zeros_like(m, dtype=float)
+        out[self.a.slice] = da * jv
+        out[self.b.slice] = db * jv
+        return out
+
+    def hessian_diagonal(self, m: np.ndarray) -> np.ndarray:
+        da, db = self._partials(m)
+        out = np.zeros_like(m, dtype=float)
+        out[self.a.slice] = self.weight * self.cell_weights * da**2
+        out[self.b.slice] = self.weight * self.cell_weights * db**2
         return out
 
 

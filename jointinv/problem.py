@@ -8,20 +8,28 @@ transform ∘ select), and the named objective terms.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import readers
-from .config import Config, DepthGradient, ErrorModel, LoadedConfig
+from .config import Config, DepthGradient, ErrorModel, LoadedConfig, build_relation
 from .data import ErtData, GravityData, TraveltimeData
 from .errors import ConfigError, DataError
 from .maps import Chain, Select, Transform
 from .mesh import MeshSpec, ModelMesh
-from .objective import Block, CrossGradient, DataMisfit, Objective, Regularization
+from .objective import (
+    Block,
+    CrossGradient,
+    DataMisfit,
+    Objective,
+    PetrophysicalCoupling,
+    Regularization,
+)
 from .operators import EngineClock, ForwardOperator
+from .petrophysics import RelationMap
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +75,18 @@ class Problem:
     objective: Objective
     clocks: list[EngineClock]
     m_start: np.ndarray
+    relations: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config(self) -> Config:
         return self.loaded.config
 
     def physical(self, m: np.ndarray) -> dict[str, np.ndarray]:
-        """Every property of the joint model in physical units."""
-        return {b.name: self.transforms[b.name](m[b.slice]) for b in self.blocks}
+        """Every property in physical units: the inverted ones, then the derived ones."""
+        out = {b.name: self.transforms[b.name](m[b.slice]) for b in self.blocks}
+        for name, derived in self.config.derived.items():
+            out[name] = self.relations[name].value(out[derived.source])
+        return out
 
 
 # --- mesh and model vector ---------------------------------------------------------
@@ -256,6 +268,93 @@ def build_simulation(kind: str, mesh: ModelMesh, survey: Any, options: Any) -> A
     return GravitySimulation(mesh, survey.stations)
 
 
+def property_maps(
+    config: Config,
+    prop: str,
+    blocks: dict[str, Block],
+    transforms: dict[str, Transform],
+    relations: dict[str, Any],
+    n_joint: int,
+) -> list[Any]:
+    """Maps from the joint model to a property in physical units (hard coupling:
+    a derived property adds its relation to the chain of its source)."""
+    source = config.derived[prop].source if prop in config.derived else prop
+    block = blocks[source]
+    maps = [Select(n_joint, block.start, block.size), transforms[source]]
+    if prop in config.derived:
+        maps.append(RelationMap(relations[prop], block.size))
+    return maps
+
+
+def source_property(config: Config, prop: str) -> str:
+    """The inverted property behind ``prop`` (itself if it is inverted)."""
+    return config.derived[prop].source if prop in config.derived else prop
+
+
+def box_mask(mesh: ModelMesh, box: Any) -> np.ndarray:
+    x, z = mesh.cell_centers.T
+    return (x >= box.x[0]) & (x <= box.x[1]) & (z >= box.z[0]) & (z <= box.z[1])
+
+
+def petrophysical_cell_weights(loaded: LoadedConfig, index: int, mesh: ModelMesh) -> np.ndarray:
+    """Per-cell weights of a petrophysical term: 1, boxes override, 0 outside ``region``."""
+    term = loaded.config.coupling[index]
+    weights = np.ones(mesh.n_cells)
+    for j, box in enumerate(term.cell_weights):
+        inside = box_mask(mesh, box)
+        if not inside.any():
+            raise ConfigError(
+                loaded.name, f"coupling.{index}.cell_weights.{j}", "the box covers no cells"
+            )
+        weights[inside] = box.weight
+    if term.region is not None:
+        inside = box_mask(mesh, term.region)
+        if not inside.any():
+            raise ConfigError(loaded.name, f"coupling.{index}.region", "the region covers no cells")
+        weights[~inside] = 0.0
+    return weights
+
+
+def build_couplings(
+    loaded: LoadedConfig,
+    mesh: ModelMesh,
+    blocks: dict[str, Block],
+    transforms: dict[str, Transform],
+    sensed: set[str],
+) -> list[Any]:
+    """The coupling terms between sensed inverted properties."""
+    terms = []
+    for i, term in enumerate(loaded.config.coupling):
+        a, b = term.properties
+        if a not in sensed or b not in sensed:
+            continue
+        if term.kind == "cross_gradient":
+            terms.append(
+                CrossGradient(
+                    f"cross_gradient/{a}__{b}",
+                    mesh,
+                    blocks[a],
+                    blocks[b],
+                    weight=term.weight,
+                    normalized=term.normalized,
+                )
+            )
+        else:
+            terms.append(
+                PetrophysicalCoupling(
+                    f"petrophysical/{a}__{b}",
+                    blocks[a],
+                    blocks[b],
+                    transform_a=transforms[a],
+                    transform_b=transforms[b],
+                    relation=build_relation(term.relation),
+                    weight=term.weight,
+                    cell_weights=petrophysical_cell_weights(loaded, i, mesh),
+                )
+            )
+    return terms
+
+
 def build_problem(loaded: LoadedConfig, *, only: list[str] | None = None) -> Problem:
     """Build mesh, operators and objective.
 
@@ -268,42 +367,37 @@ def build_problem(loaded: LoadedConfig, *, only: list[str] | None = None) -> Pro
     """
     config = loaded.config
     mesh = build_mesh(config)
-    blocks = build_blocks(config, mesh.n_cells)
+    block_list = build_blocks(config, mesh.n_cells)
+    blocks = {b.name: b for b in block_list}
     transforms = build_transforms(config, mesh.n_cells)
-    m0, mref = starting_and_reference(config, mesh, blocks, transforms)
+    relations = {name: build_relation(d.relation) for name, d in config.derived.items()}
+    m0, mref = starting_and_reference(config, mesh, block_list, transforms)
     datasets = load_datasets(loaded)
     if only is not None:
         datasets = {k: v for k, v in datasets.items() if k in only}
-    by_name = {b.name: b for b in blocks}
     misfits, clocks = [], []
     for name, ds in datasets.items():
         modality = config.modalities[name]
         check_sensors(mesh, ds, ds.survey.source)
         sim = build_simulation(ds.kind, mesh, ds.survey, modality.options)
-        block = by_name[modality.property]
-        chain = Chain(
-            [Select(len(m0), block.start, block.size), transforms[block.name], sim.transfer]
-        )
+        maps = property_maps(config, modality.property, blocks, transforms, relations, len(m0))
+        op = ForwardOperator(sim, Chain([*maps, sim.transfer]))
         target = modality.chi2_target or config.inversion.chi2_target
-        op = ForwardOperator(sim, chain)
         misfits.append(DataMisfit(name, op, ds.observed, ds.std, chi2_target=target))
         clocks.append(sim.clock)
     reg_cfg = config.regularization
     regularization = Regularization(
         mesh,
-        blocks,
+        block_list,
         mref,
         alpha_s=reg_cfg.alpha_s,
         alpha_x=reg_cfg.alpha_x,
         alpha_z=reg_cfg.alpha_z,
         property_weights=reg_cfg.property_weights,
     )
-    sensed = {config.modalities[n].property for n in datasets}
-    couplings = [
-        CrossGradient(f"cross_gradient/{a}__{b}", mesh, by_name[a], by_name[b], weight=term.weight)
-        for term in config.coupling
-        for a, b in [term.properties]
-        if a in sensed and b in sensed
-    ]
+    sensed = {source_property(config, config.modalities[n].property) for n in datasets}
+    couplings = build_couplings(loaded, mesh, blocks, transforms, sensed)
     objective = Objective(misfits, regularization, couplings)
-    return Problem(loaded, mesh, blocks, transforms, datasets, objective, clocks, m0)
+    return Problem(
+        loaded, mesh, block_list, transforms, datasets, objective, clocks, m0, relations
+    )
