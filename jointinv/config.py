@@ -274,7 +274,7 @@ class Box(_Strict):
     z: tuple[float, float]
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Box":
+    def _ordered(self) -> Box:
         if self.x[0] >= self.x[1] or self.z[0] >= self.z[1]:
             raise ValueError("x and z must be [min, max] with min < max")
         return self
@@ -568,7 +568,8 @@ def _check_names(config: Config, source: str) -> None:
                 source, f"coupling.{i}.properties", "must name two different properties"
             )
         if term.kind == "petrophysical":
-            _check_relation_range(config, source, f"coupling.{i}", term.properties[0], term.relation)
+            field = f"coupling.{i}"
+            _check_relation_range(config, source, field, term.properties[0], term.relation)
     for prop in config.regularization.property_weights:
         if prop not in config.properties:
             _fail(f"regularization.property_weights.{prop}", prop, inverted)

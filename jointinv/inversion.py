@@ -45,6 +45,8 @@ class IterationRecord:
         ``linear_algebra`` (gradient, CG) and ``other``.
     relative_decrease : float or None
         (Φ before − Φ after) / Φ before, at this iteration's β.
+    weights : dict
+        Balancing weight of every misfit term used in this iteration.
     """
 
     iteration: int
@@ -56,6 +58,7 @@ class IterationRecord:
     cg_iterations: int = 0
     relative_decrease: float | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
 
 
 class BetaCooling:
@@ -127,6 +130,8 @@ class GaussNewton:
     stopping : Stopping
     clocks : sequence of EngineClock
         The engines' clocks, to split wall time per iteration.
+    balance : callable (record) -> None, optional
+        Called after every iteration to update the misfit weights.
     cg_max_iterations, cg_tolerance : int, float
     max_halvings : int
         Line-search halvings before giving up.
@@ -139,6 +144,7 @@ class GaussNewton:
         beta: Callable[[np.ndarray, int], float],
         stopping: Stopping,
         clocks: Sequence[EngineClock] = (),
+        balance: Callable[[IterationRecord], None] | None = None,
         cg_max_iterations: int = 50,
         cg_tolerance: float = 1e-2,
         max_halvings: int = 8,
@@ -147,6 +153,7 @@ class GaussNewton:
         self.beta = beta
         self.stopping = stopping
         self.clocks = list(clocks)
+        self.balance = balance
         self.cg_max_iterations = cg_max_iterations
         self.cg_tolerance = cg_tolerance
         self.max_halvings = max_halvings
@@ -169,6 +176,7 @@ class GaussNewton:
             terms=terms,
             chi2=chi2,
             phi=self.objective.total(terms),
+            weights={t.name: t.weight for t in self.objective.misfits},
             **extra,
         )
 
@@ -238,6 +246,8 @@ class GaussNewton:
             self.model = m
             yield record
             reason = self.stopping(record, record.relative_decrease)
+            if self.balance is not None and not reason:
+                self.balance(record)
             if reason:
                 self.message = reason
                 return
@@ -282,14 +292,14 @@ def estimate_beta0(
     objective: Objective, m: np.ndarray, *, ratio: float, rng: np.random.Generator, n_power: int = 8
 ) -> float:
     """β0 = ratio · λmax(data GN Hessian) / λmax(regularization Hessian), by power iteration."""
-    lam_data = _largest_eigenvalue(lambda v: objective.data_hessian_vec(m, v), len(m), rng, n_power)
-    lam_reg = _largest_eigenvalue(
+    lam_data = largest_eigenvalue(lambda v: objective.data_hessian_vec(m, v), len(m), rng, n_power)
+    lam_reg = largest_eigenvalue(
         lambda v: objective.regularization.hessian_vec(m, v), len(m), rng, n_power
     )
     return ratio * lam_data / lam_reg
 
 
-def _largest_eigenvalue(
+def largest_eigenvalue(
     matvec: Callable[[np.ndarray], np.ndarray], n: int, rng: np.random.Generator, n_iter: int
 ) -> float:
     v = rng.standard_normal(n)

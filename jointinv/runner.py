@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ._version import __version__
+from .balancing import MisfitBalancer
 from .config import LoadedConfig, load_config
 from .errors import UserInputError
 from .inversion import (
@@ -22,6 +23,7 @@ from .inversion import (
     Stopping,
     estimate_beta0,
 )
+from .objective import CrossGradient
 from .problem import DATA_LABELS, Problem, build_problem
 from .results import (
     SavedData,
@@ -112,6 +114,11 @@ def _invert(
 ) -> InversionResult:
     settings = problem.config.inversion
     rng = np.random.default_rng(settings.seed)
+    balancer = None
+    if settings.balancing.enabled and len(problem.objective.misfits) > 1:
+        balancer = MisfitBalancer(problem.objective.misfits, factor=settings.balancing.factor)
+        if settings.balancing.initial_scaling:
+            balancer.scale_initial(problem.m_start, rng)
     beta0 = settings.beta.initial or estimate_beta0(
         problem.objective, problem.m_start, ratio=settings.beta.initial_ratio, rng=rng
     )
@@ -126,6 +133,7 @@ def _invert(
             stagnation_tolerance=settings.stagnation_tolerance,
         ),
         clocks=problem.clocks,
+        balance=balancer,
         cg_max_iterations=settings.cg.max_iterations,
         cg_tolerance=settings.cg.tolerance,
         max_halvings=settings.max_line_search_halvings,
@@ -176,9 +184,17 @@ def _fill(f, problem: Problem, inversion: InversionResult, meta: dict[str, objec
     fill_meta(f, meta)
     mesh = problem.mesh
     fill_mesh(f, mesh.nodes_x, mesh.nodes_z, mesh.core_mask)
+    config = problem.config
     for name, values in problem.physical(inversion.model).items():
-        prop = problem.config.properties[name]
-        fill_model(f, name, values, units=prop.units, transform=prop.transform)
+        if name in config.derived:
+            derived = config.derived[name]
+            fill_model(f, name, values, units=derived.units, transform="derived")
+            f["models"][name].attrs["derived_from"] = derived.source
+            f["models"][name].attrs["relation"] = derived.relation.kind
+        else:
+            prop = config.properties[name]
+            fill_model(f, name, values, units=prop.units, transform=prop.transform)
+    fill_cross_gradient_maps(f, problem, inversion.model)
     for misfit in problem.objective.misfits:
         ds = problem.datasets[misfit.name]
         fill_data(
@@ -198,6 +214,18 @@ def _fill(f, problem: Problem, inversion: InversionResult, meta: dict[str, objec
     fill_iterations(f, iteration_columns(inversion.iterations))
 
 
+def fill_cross_gradient_maps(f, problem: Problem, m: np.ndarray) -> None:
+    """``/diagnostics/cross_gradient/<a>__<b>``: |τ| of the final model, shape (n_z, n_x)."""
+    nx, nz = problem.mesh.shape
+    for term in problem.objective.couplings:
+        if isinstance(term, CrossGradient):
+            d = f.require_group("diagnostics/cross_gradient").create_dataset(
+                term.name.split("/", 1)[1], data=np.abs(term.tau(m)).reshape(nz, nx)
+            )
+            d.attrs["units"] = "unitless" if term.normalized else "parameter units^2 / m^2"
+            d.attrs["normalized"] = term.normalized
+
+
 def iteration_columns(records: list[IterationRecord]) -> dict[str, np.ndarray]:
     """Per-iteration arrays for ``/iterations``."""
     first = records[0]
@@ -210,8 +238,9 @@ def iteration_columns(records: list[IterationRecord]) -> dict[str, np.ndarray]:
         "cg_iterations": [r.cg_iterations for r in records],
     }
     for name in first.chi2:
-        cols[f"phi_d/{name}"] = [r.terms[name] for r in records]
+        cols[f"phi_d/{name}"] = [r.terms[name] / r.weights.get(name, 1.0) for r in records]
         cols[f"chi2/{name}"] = [r.chi2[name] for r in records]
+        cols[f"weights/{name}"] = [r.weights.get(name, 1.0) for r in records]
     for name in first.terms:
         if name not in first.chi2 and name != "regularization":
             cols[f"coupling/{name}"] = [r.terms[name] for r in records]
