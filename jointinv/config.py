@@ -483,10 +483,17 @@ def _loc(loc: tuple[Any, ...]) -> str:
     # pydantic inserts the tag of a tagged union: modalities.<name>.<kind>.…
     if len(parts) > 2 and parts[0] in ("modalities", "coupling") and parts[2] in _TAGS:
         del parts[2]
+    # … and the tag of a relation: <…>.relation.<kind>.<field>
+    parts = [
+        p
+        for i, p in enumerate(parts)
+        if not (i and parts[i - 1] == "relation" and p in _RELATION_TAGS)
+    ]
     return ".".join(parts) or "(top level)"
 
 
 _TAGS = {"ert", "traveltime", "gravity", "cross_gradient", "petrophysical"}
+_RELATION_TAGS = {"archie", "wyllie", "gardner", "density_mixing", "linear"}
 
 
 _MESSAGES = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import load_config
-from .problem import build_mesh, check_sensors, load_datasets
+from .problem import build_mesh, check_sensors, load_datasets, petrophysical_cell_weights
 
 
 def validate_config(path: str | Path) -> str:
@@ -17,6 +17,9 @@ def validate_config(path: str | Path) -> str:
     loaded = load_config(path)
     mesh = build_mesh(loaded.config)
     datasets = load_datasets(loaded)
+    for i, term in enumerate(loaded.config.coupling):
+        if term.kind == "petrophysical":
+            petrophysical_cell_weights(loaded, i, mesh)  # boxes must cover cells
     lines = [f"{loaded.name}: OK", f"  mesh: {mesh.shape[0]} x {mesh.shape[1]} cells"]
     for name, ds in datasets.items():
         check_sensors(mesh, ds, ds.survey.source)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Write the synthetic sample data in data/samples/profile2d/.
+"""Write the synthetic sample data in data/samples/ (profile2d/ and porosity2d/).
 
 The true model (jointinv.samples.BlockInLayers: a conductive, low-velocity,
 low-density block inside a two-layer background) is simulated with the same
@@ -7,7 +7,11 @@ engines as the inversion but on a finer mesh (0.5 m cells instead of 1 m, and
 more padding), so the sample does not commit the inverse crime. Gaussian noise
 with the stated standard deviations is added with a fixed seed.
 
-Usage:  python scripts/make_samples.py [--out data/samples/profile2d]
+porosity2d/ holds the same surveys over a porosity model
+(jointinv.samples.PorosityBlocks) whose resistivity, velocity and density
+contrast follow Archie, Wyllie and density mixing.
+
+Usage:  python scripts/make_samples.py [--out data/samples]
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from jointinv.mesh import MeshSpec, ModelMesh
-from jointinv.samples import BlockInLayers, cell_average
+from jointinv.samples import BlockInLayers, PorosityBlocks, cell_average
 
 SEED = 20261122
 ERT_RELATIVE_NOISE = 0.03  # fraction of rho_a
-TT_NOISE_S = 0.0005  # s
+TT_NOISE_S = 0.0005  # s (profile2d)
+#: porosity2d: faster rocks and shorter times, so relative + absolute picking error
+TT_NOISE_POROSITY = (0.02, 0.0001)  # (fraction of t, s)
 GRAVITY_NOISE_MGAL = 0.003  # mGal
 SENSOR_X = np.arange(0.0, 62.0 + 1e-9, 2.0)  # 32 electrodes / geophones, 2 m apart
 SHOT_EVERY = 2  # every 2nd geophone is a shot point (4 m)
@@ -61,13 +67,17 @@ def shots_and_geophones(n_sensors: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(shots), np.array(geophones)
 
 
-def simulate(truth: BlockInLayers, rng: np.random.Generator) -> dict:
+def simulate(
+    props: dict,
+    mesh: ModelMesh,
+    rng: np.random.Generator,
+    tt_noise: tuple[float, float] = (0.0, TT_NOISE_S),
+) -> dict:
+    """Simulate the three surveys for properties given on the cells of ``mesh``."""
     from jointinv.engines.ert import ErtSimulation
     from jointinv.engines.gravity import GravitySimulation
     from jointinv.engines.traveltime import TraveltimeSimulation
 
-    mesh = fine_mesh()
-    props = cell_average(truth, mesh.nodes_x, mesh.nodes_z)
     sensors = np.column_stack([SENSOR_X, np.zeros_like(SENSOR_X)])
     abmn = dipole_dipole(len(SENSOR_X))
     ert = ErtSimulation(mesh, sensors, abmn, threads=2)
@@ -77,7 +87,8 @@ def simulate(truth: BlockInLayers, rng: np.random.Generator) -> dict:
     shot, geophone = shots_and_geophones(len(SENSOR_X))
     tt = TraveltimeSimulation(mesh, sensors, shot, geophone)
     t = tt.forward(tt.transfer(props["velocity"]))
-    t_obs = t + TT_NOISE_S * rng.standard_normal(len(t))
+    t_std = tt_noise[0] * t + tt_noise[1]
+    t_obs = t + t_std * rng.standard_normal(len(t))
 
     stations = np.column_stack([GRAVITY_X, np.full_like(GRAVITY_X, GRAVITY_HEIGHT_M)])
     grav = GravitySimulation(mesh, stations)
@@ -90,6 +101,7 @@ def simulate(truth: BlockInLayers, rng: np.random.Generator) -> dict:
         shot=shot,
         geophone=geophone,
         t=t_obs,
+        t_std=t_std,
         stations=stations,
         gz=gz_obs,
     )
@@ -106,11 +118,13 @@ def write_ohm(path: Path, sensors: np.ndarray, abmn: np.ndarray, rhoa: np.ndarra
     path.write_text("\n".join(lines) + "\n0\n")
 
 
-def write_sgt(path: Path, sensors: np.ndarray, shot, geophone, t) -> None:
+def write_sgt(path: Path, sensors: np.ndarray, shot, geophone, t, t_std) -> None:
     lines = [f"{len(sensors)}", "# x z"]
     lines += [f"{x:.3f} {z:.3f}" for x, z in sensors]
     lines += [f"{len(t)}", "# s g t err"]
-    lines += [f"{s + 1} {g + 1} {ti:.7f} {TT_NOISE_S:g}" for s, g, ti in zip(shot, geophone, t)]
+    lines += [
+        f"{s + 1} {g + 1} {ti:.7f} {si:.3g}" for s, g, ti, si in zip(shot, geophone, t, t_std)
+    ]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -124,17 +138,27 @@ def write_gravity(path: Path, stations: np.ndarray, gz: np.ndarray) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     here = Path(__file__).resolve().parents[1]
-    parser.add_argument("--out", type=Path, default=here / "data" / "samples" / "profile2d")
+    parser.add_argument("--out", type=Path, default=here / "data" / "samples")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    mesh = fine_mesh()
     truth = BlockInLayers()
-    d = simulate(truth, np.random.default_rng(SEED))
-    write_ohm(args.out / "ert.ohm", d["sensors"], d["abmn"], d["rhoa"])
-    write_sgt(args.out / "traveltime.sgt", d["sensors"], d["shot"], d["geophone"], d["t"])
-    write_gravity(args.out / "gravity.csv", d["stations"], d["gz"])
-    truth.save(args.out / "true_model.json")
+    props = cell_average(truth, mesh.nodes_x, mesh.nodes_z)
+    write_sample(args.out / "profile2d", simulate(props, mesh, np.random.default_rng(SEED)))
+    truth.save(args.out / "profile2d" / "true_model.json")
+    porous = PorosityBlocks()
+    props = porous.cell_average(mesh.nodes_x, mesh.nodes_z)
+    rng = np.random.default_rng(SEED + 1)
+    write_sample(args.out / "porosity2d", simulate(props, mesh, rng, TT_NOISE_POROSITY))
+    porous.save(args.out / "porosity2d" / "true_model.json")
+
+
+def write_sample(out: Path, d: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_ohm(out / "ert.ohm", d["sensors"], d["abmn"], d["rhoa"])
+    write_sgt(out / "traveltime.sgt", d["sensors"], d["shot"], d["geophone"], d["t"], d["t_std"])
+    write_gravity(out / "gravity.csv", d["stations"], d["gz"])
     counts = f"{len(d['rhoa'])} ERT, {len(d['t'])} traveltime, {len(d['gz'])} gravity data"
-    print(f"wrote {args.out}: {counts}")
+    print(f"wrote {out}: {counts}")
 
 
 if __name__ == "__main__":
