@@ -83,6 +83,8 @@ def test_result_file_round_trip(joint):
         split = sum(f[f"iterations/seconds/{k}"][()].sum() for k in ("forward", "jacobian"))
         assert split > 0
         assert "cross_gradient/resistivity__velocity" in f["iterations/coupling"]
+        tau = f["diagnostics/cross_gradient/resistivity__velocity"]
+        assert tau.shape == (30, 94) and np.all(tau[()] >= 0)
 
 
 def test_no_engine_call_is_repeated_for_the_same_model(joint):
