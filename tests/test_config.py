@@ -320,7 +320,8 @@ def test_coupling_needs_two_properties():
 
 
 def test_coupling_unknown_kind():
-    with config_error("coupling.0", "unknown kind 'joint_tv'; expected one of 'cross_gradient', 'petrophysical'"):
+    expected = "unknown kind 'joint_tv'; expected one of 'cross_gradient', 'petrophysical'"
+    with config_error("coupling.0", expected):
         check({"coupling.0.kind": "joint_tv"})
 
 
