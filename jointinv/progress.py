@@ -19,6 +19,8 @@ class IterationPrinter:
             return
         chi2 = "  ".join(f"{k} {v:7.3f}" for k, v in record.chi2.items())
         secs = sum(record.seconds.values())
+        if any(w != 1.0 for w in record.weights.values()):
+            chi2 += "  weights: " + " ".join(f"{w:.3g}" for w in record.weights.values())
         step = f"step {record.step_length:4.2f}" if record.iteration else "start    "
         self.console.print(
             f"it {record.iteration:2d}  β {record.beta:9.3e}  Φ {record.phi:11.4e}  "
