@@ -30,8 +30,6 @@ the Jacobian is the exact derivative of the (much less accurate) response.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import pygimli as pg
@@ -41,7 +39,7 @@ from ..errors import EngineError
 from ..maps import Transfer
 from ..mesh import ModelMesh
 from ..operators import EngineClock
-from .pgmesh import build_pg_grid
+from .pgmesh import build_pg_grid, quiet_pygimli
 
 log = logging.getLogger(__name__)
 
@@ -339,16 +337,6 @@ def _unit_potential(elec: np.ndarray, src: np.ndarray, rec: np.ndarray) -> np.nd
 
 
 # --- pyGIMLi setup -------------------------------------------------------------
-@contextmanager
-def _quiet_pygimli() -> Iterator[None]:
-    """Silence pyGIMLi's INFO messages (region and mesh set-up)."""
-    logger = logging.getLogger("pyGIMLi")
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _data_container(electrodes: np.ndarray, abmn: np.ndarray, k: np.ndarray) -> pg.DataContainerERT:
@@ -368,7 +356,7 @@ def _forward_operator(
     fop = ERTModelling(sr=singularity_removal, verbose=False)
     fop.setVerbose(False)
     fop._refineH2 = False  # solve on our grid, not on a hidden refined copy
-    with _quiet_pygimli():
+    with quiet_pygimli():
         fop.setData(data)
         fop.setMesh(grid)
         fwd_mesh = fop.mesh()  # builds the forward mesh now, quietly

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pygimli as pg
@@ -15,6 +17,18 @@ from ..mesh import ModelMesh
 # On import pyGIMLi adds a handler of its own to the *root* logger, so every log
 # record of the host (the CLI's progress lines) would be printed twice.
 logging.getLogger().removeHandler(_pg_logger.streamHandler)
+
+
+@contextmanager
+def quiet_pygimli() -> Iterator[None]:
+    """Raise pyGIMLi's logger to WARNING for the duration of an engine call or set-up."""
+    logger = logging.getLogger("pyGIMLi")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def build_pg_grid(mesh: ModelMesh, *, n_pad: int | None = None) -> tuple[pg.Mesh, Transfer]:

@@ -22,8 +22,6 @@ therefore fed slowness in µs/m (:data:`_SLOWNESS_SCALE`); times come back in
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import pygimli as pg
@@ -35,7 +33,7 @@ from ..errors import EngineError
 from ..maps import Transfer
 from ..mesh import ModelMesh
 from ..operators import EngineClock
-from .pgmesh import build_pg_grid, match_cells
+from .pgmesh import build_pg_grid, match_cells, quiet_pygimli
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +54,6 @@ _SLOWNESS_SCALE = 1e6
 
 #: Largest allowed distance (m) between a sensor and the nearest mesh node.
 _NODE_TOLERANCE = 1e-3
-
-
-@contextmanager
-def _quiet_pygimli() -> Iterator[None]:
-    """Raise pyGIMLi's logger to WARNING for the duration of an engine call."""
-    logger = logging.getLogger("pyGIMLi")
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def velocity_to_slowness(velocity: np.ndarray) -> np.ndarray:
@@ -199,7 +185,7 @@ class TraveltimeSimulation:
         self._grid, self.transfer = build_pg_grid(mesh, n_pad=ENGINE_PADDING_CELLS)
         self.n_data = len(shot)
         self.n_params = self._grid.cellCount()
-        with _quiet_pygimli():
+        with quiet_pygimli():
             self._fop = TravelTimeDijkstraModelling(secNodes=self.secondary_nodes)
             self._fop.setData(_data_container(sensors, shot, geophone))
             self._fop.setMesh(self._grid)
@@ -252,7 +238,7 @@ class TraveltimeSimulation:
         key = velocity.tobytes()
         if self._last is None or self._last[0] != key:
             slowness_grid = velocity_to_slowness(velocity)
-            with self.clock("forward"), _quiet_pygimli():
+            with self.clock("forward"), quiet_pygimli():
                 lengths = _path_lengths(self._fop, self._to_engine @ slowness_grid)
             dt_ds = sp.csr_matrix(lengths @ self._to_engine)
             times = dt_ds @ slowness_grid
