@@ -16,7 +16,15 @@ from typing import Any
 
 from ._version import FORMAT_VERSION, __version__
 
-__all__ = ["__version__", "FORMAT_VERSION", "run", "load_config", "read_result"]
+__all__ = [
+    "__version__",
+    "FORMAT_VERSION",
+    "run",
+    "load_config",
+    "read_result",
+    "compute_diagnostics",
+    "diagnose",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -32,4 +40,12 @@ def __getattr__(name: str) -> Any:
         from .results import read_result
 
         return read_result
+    if name == "compute_diagnostics":
+        from .diagnostics import compute_diagnostics
+
+        return compute_diagnostics
+    if name == "diagnose":
+        from .diagnostics import diagnose_result
+
+        return diagnose_result
     raise AttributeError(name)

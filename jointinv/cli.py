@@ -1,6 +1,7 @@
 """The ``jointinv`` command line: a thin layer over the library.
 
-Exit codes: 0 success, 1 runtime failure, 2 usage, config or data error.
+Exit codes: 0 success, 1 runtime failure, 2 usage, config or data error,
+3 ``conflict-test`` found a conflict, 4 ``batch`` in which at least one run failed.
 Engines are imported only by the commands that need them, so ``--help`` is fast.
 """
 
@@ -19,7 +20,8 @@ import typer
 app = typer.Typer(
     name="jointinv",
     help="Joint inversion of ERT, seismic traveltime and gravity data on a 2D profile.\n\n"
-    "Exit codes: 0 success, 1 runtime failure, 2 usage, config or data error.",
+    "Exit codes: 0 success, 1 runtime failure, 2 usage, config or data error, "
+    "3 conflict-test found a conflict, 4 batch in which a run failed.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -87,6 +89,22 @@ def run(
         Path | None, typer.Option("--output", "-o", help="HDF5 result (default: output.path).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing result.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue an interrupted run from its checkpoint (<output stem>.checkpoint.h5, "
+            "written after every iteration); refused if made from another config.",
+        ),
+    ] = False,
+    no_diagnostics: Annotated[
+        bool,
+        typer.Option(
+            "--no-diagnostics",
+            help="Skip the posterior diagnostics (std, resolution, coverage); "
+            "'jointinv diagnose' computes them later.",
+        ),
+    ] = False,
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
@@ -105,9 +123,47 @@ def run(
             force=force,
             on_iteration=printer,
             command_line=" ".join(["jointinv", *sys.argv[1:]]),
+            resume=resume,
+            diagnostics=False if no_diagnostics else None,
         ),
     )
     printer.finish(result, time.perf_counter() - started)
+
+
+@app.command()
+def diagnose(
+    result: ResultArg,
+    config: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Config to rebuild the problem with (default: the one stored in the result).",
+            show_default=False,
+        ),
+    ] = None,
+    rank: Annotated[
+        int | None,
+        typer.Option("--rank", min=1, help="Eigenpairs kept (default: diagnostics.rank)."),
+    ] = None,
+    probes: Annotated[
+        int | None,
+        typer.Option("--probes", min=0, help="Resolution probes (default: diagnostics.probes)."),
+    ] = None,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Compute the posterior diagnostics of a saved result and write them into it."""
+    _setup_logging(verbose, quiet)
+    from .diagnostics import diagnose_result
+    from .errors import UserInputError
+
+    def _diagnose():
+        if not result.is_file():
+            raise UserInputError(f"{result}: no such result file")
+        return diagnose_result(result, config, rank=rank, probes=probes)
+
+    _guarded(verbose, _diagnose)
+    if not quiet:
+        _console().print(f"wrote diagnostics into {result}")
 
 
 @app.command()
@@ -156,6 +212,133 @@ def show(
                 typer.echo(f"wrote {path}")
 
     _guarded(verbose, _show)
+
+
+@app.command()
+def batch(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(help="Config files, globs or sweep files.", show_default=False),
+    ],
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            "-j",
+            help="Processes of the local pool (default: the available cores); each may use "
+            "max(1, cores // workers) threads.",
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler", help="Run on this dask.distributed scheduler (tcp://host:port)."
+        ),
+    ] = None,
+    dask_local: Annotated[
+        int | None,
+        typer.Option("--dask-local", help="Run on a Dask LocalCluster of N worker processes."),
+    ] = None,
+    output_dir: Annotated[
+        Path, typer.Option("--output-dir", "-o", help="Results, checkpoints and summary.csv.")
+    ] = Path("batch"),
+    rerun: Annotated[
+        bool,
+        typer.Option(
+            "--rerun", help="Run again runs whose complete result of the same config exists."
+        ),
+    ] = False,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Run many inversions on a local process pool or a Dask cluster.
+
+    Exit codes: 0 every run succeeded, 4 at least one run failed (see summary.csv), \
+2 usage, config or sweep-file error (nothing was run), 1 runtime failure.
+    """
+    _setup_logging(verbose, quiet)
+    if not verbose and (scheduler is not None or dask_local is not None):
+        import distributed  # noqa: F401 - sets its loggers to INFO on import
+
+        # Dask's scheduler and workers log every connection at INFO
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    from .batch import RichProgress, run_batch, summary_table
+
+    def _batch():
+        with RichProgress(_console(), quiet=quiet) as progress:
+            return run_batch(
+                inputs,
+                output_dir=output_dir,
+                workers=workers,
+                scheduler=scheduler,
+                dask_local=dask_local,
+                rerun=rerun,
+                progress=progress,
+            )
+
+    result = _guarded(verbose, _batch)
+    from rich.console import Console
+
+    Console(soft_wrap=True).print(summary_table(result))
+    typer.echo(f"summary: {result.summary}")
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+@app.command("conflict-test")
+def conflict_test(
+    config: ConfigArg,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report as HDF5 here.")
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the report as JSON here.")
+    ] = None,
+    alpha: Annotated[
+        float | None,
+        typer.Option("--alpha", help="Significance level in (0, 1) (default: conflict.alpha)."),
+    ] = None,
+    bootstrap: Annotated[
+        int | None,
+        typer.Option(
+            "--bootstrap",
+            help="Parametric-bootstrap replicates, >= 1 (default: conflict.bootstrap; "
+            "0 there means the fast chi2 approximation only).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", "-j", help="Processes for the bootstrap (default: 1)."),
+    ] = None,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Test whether the datasets agree: coupled vs uncoupled fits (likelihood ratio).
+
+    Reports per modality the chi2 alone and joint, the tension it adds, its
+    p-value and the estimated biases (conflict.biases). Exit codes: 0 consistent
+    at alpha, 3 conflict found, 2 usage, config or data error, 1 runtime failure.
+    """
+    _setup_logging(verbose, quiet)
+    from .conflict import conflict_test as run_test
+    from .conflict import report_tables
+
+    def _test():
+        report = run_test(config, alpha=alpha, bootstrap=bootstrap, workers=workers)
+        if output is not None:
+            report.write_hdf5(output)
+        if json_path is not None:
+            report.write_json(json_path)
+        return report
+
+    report = _guarded(verbose, _test)
+    from rich.console import Console
+
+    console = Console(soft_wrap=True)
+    for table in report_tables(report):
+        console.print(table)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
 
 
 def main() -> None:

@@ -358,6 +358,46 @@ class OutputConfig(_Strict):
     path: str = Field("result.h5", description="HDF5 result, relative to the config file.")
 
 
+class DiagnosticsConfig(_Strict):
+    """Posterior diagnostics at the final model (README: Posterior diagnostics)."""
+
+    enabled: bool = Field(True, description="Compute them after the inversion.")
+    rank: Annotated[int, Field(ge=1)] = Field(
+        400, description="Eigenpairs kept of each prior-preconditioned Hessian."
+    )
+    oversampling: Annotated[int, Field(ge=0)] = Field(
+        10, description="Extra random vectors of the randomized eigensolver."
+    )
+    power_iterations: Annotated[int, Field(ge=0, le=10)] = Field(
+        1, description="Subspace iterations of the randomized eigensolver."
+    )
+    probes: Annotated[int, Field(ge=0)] = Field(
+        20, description="Random probes of the resolution diagonal (0: low-rank only)."
+    )
+    doi_threshold: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.005, description="Depth of investigation: coverage >= this × its core maximum."
+    )
+
+
+class ConflictConfig(_Strict):
+    """``jointinv conflict-test`` (README: Conflict test)."""
+
+    alpha: Annotated[float, Field(gt=0, lt=1)] = Field(0.05, description="Significance level.")
+    bootstrap: Annotated[int, Field(ge=0)] = Field(
+        0, description="Parametric-bootstrap replicates (0: the fast χ² approximation only)."
+    )
+    workers: Annotated[int, Field(ge=1)] = Field(1, description="Processes for the bootstrap.")
+    seed: int = Field(0, description="Seed of the bootstrap noise and of the trace probes.")
+    probes: Annotated[int, Field(ge=1)] = Field(
+        20, description="Hutchinson probes of the hat-matrix traces (large problems)."
+    )
+    biases: dict[str, list[Literal["offset", "trend", "static", "shift"]]] = Field(
+        default_factory=dict,
+        description="Bias parameters by modality: gravity [offset, trend], "
+        "traveltime [static], ert [shift].",
+    )
+
+
 class Config(_Strict):
     """A jointinv run."""
 
@@ -369,6 +409,8 @@ class Config(_Strict):
     regularization: RegularizationConfig = RegularizationConfig()
     inversion: InversionConfig = InversionConfig()
     output: OutputConfig = OutputConfig()
+    diagnostics: DiagnosticsConfig = DiagnosticsConfig()
+    conflict: ConflictConfig = ConflictConfig()
 
 
 # --- loading -------------------------------------------------------------------
@@ -438,6 +480,13 @@ def from_mapping(raw: dict[str, Any], source: str = "<config>") -> Config:
     except ValidationError as exc:
         raise _first_errors(exc, source) from None
     _check_names(config, source)
+    if config.diagnostics.enabled and config.regularization.alpha_s == 0:
+        raise ConfigError(
+            source,
+            "regularization.alpha_s",
+            "must be > 0 for the posterior diagnostics (the prior must be proper); "
+            "or set diagnostics.enabled: false",
+        )
     return config
 
 
@@ -557,6 +606,10 @@ def _check_names(config: Config, source: str) -> None:
         if derived.source not in config.properties:
             _fail(f"derived.{name}.from", derived.source, inverted, "defined inverted property")
         _check_relation_range(config, source, f"derived.{name}", derived.source, derived.relation)
+    if "joint" in config.modalities:
+        raise ConfigError(
+            source, "modalities.joint", "'joint' names all data together in the result; rename it"
+        )
     for name, modality in config.modalities.items():
         if modality.property not in sensed:
             _fail(f"modalities.{name}.property", modality.property, sensed)
@@ -580,6 +633,23 @@ def _check_names(config: Config, source: str) -> None:
     for prop in config.regularization.property_weights:
         if prop not in config.properties:
             _fail(f"regularization.property_weights.{prop}", prop, inverted)
+    _check_biases(config, source)
+
+
+def _check_biases(config: Config, source: str) -> None:
+    """A bias needs its modality, and a type that fits the modality's kind."""
+    from .bias import BIAS_TYPES
+
+    for name, kinds in config.conflict.biases.items():
+        field = f"conflict.biases.{name}"
+        if name not in config.modalities:
+            present = ", ".join(config.modalities)
+            raise ConfigError(source, field, f"no modality '{name}' (present: {present})")
+        kind = config.modalities[name].kind
+        for bias in kinds:
+            if bias not in BIAS_TYPES[kind]:
+                allowed = ", ".join(BIAS_TYPES[kind])
+                raise ConfigError(source, field, f"a {kind} modality takes {allowed}, not {bias}")
 
 
 def _check_relation_range(

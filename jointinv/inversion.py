@@ -216,17 +216,36 @@ class GaussNewton:
         return None
 
     # --- the iteration ----------------------------------------------------------
-    def iterate(self, m0: np.ndarray, *, start_iteration: int = 0) -> Iterator[IterationRecord]:
+    def iterate(
+        self,
+        m0: np.ndarray,
+        *,
+        start_iteration: int = 0,
+        resumed: IterationRecord | None = None,
+    ) -> Iterator[IterationRecord]:
         """Yield the record of the starting model, then one per iteration.
 
         After the loop ends, :attr:`message` says why, and :attr:`model` holds
         the final model.
+
+        To continue a run from a checkpoint, pass the model after iteration
+        ``start_iteration`` as ``m0`` and that iteration's stored record as
+        ``resumed`` (with the misfit weights it used already restored): the
+        stopping rule and the balancing then act on it exactly as in the
+        uninterrupted run, and the run goes on with iteration ``start_iteration + 1``.
         """
         m = np.array(m0, dtype=float)
         self.model = m
         self.objective.beta = self.beta(m, max(start_iteration, 1))
         record = self._record(m, start_iteration)
         yield record
+        if resumed is not None and start_iteration > 0:
+            reason = self.stopping(resumed, resumed.relative_decrease)
+            if reason:
+                self.message = reason
+                return
+            if self.balance is not None:
+                self.balance(resumed)
         reason = self.stopping(record, None) if start_iteration == 0 else None
         if reason and "target" in reason:
             self.message = reason

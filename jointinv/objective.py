@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse.linalg import LinearOperator
 
 from .maps import Transform
 from .mesh import ModelMesh
@@ -138,6 +139,31 @@ class DataMisfit:
         wj = self._weighted_jacobian(m)
         return None if wj is None else self.weight * wj.column_norms_squared()
 
+    def weighted_jacobian(self, m: np.ndarray) -> LinearOperator:
+        """W J at ``m`` (W = diag(1/σ)) as a LinearOperator (n_data, n_params).
+
+        Without the balancing weight. Built on the engine's Jacobian matrix when
+        there is one (kept for the last model), else from ``jvec``/``jtvec``.
+        """
+        shape = (self.n_data, len(m))
+        wj = self._weighted_jacobian(m)
+        if wj is None:
+            op = self.operator
+            return LinearOperator(
+                shape,
+                matvec=lambda v: op.jvec(m, np.ravel(v)) / self.std,
+                rmatvec=lambda w: op.jtvec(m, np.ravel(w) / self.std),
+                dtype=float,
+            )
+        return LinearOperator(
+            shape,
+            matvec=wj.matvec,
+            rmatvec=wj.rmatvec,
+            matmat=wj.matmat,
+            rmatmat=wj.rmatmat,
+            dtype=float,
+        )
+
 
 class _Linearization:
     """A data-weighted Jacobian W J, stored by its non-zero columns only.
@@ -163,6 +189,14 @@ class _Linearization:
 
     def rmatvec(self, w: np.ndarray) -> np.ndarray:
         out = np.zeros(self.n_params)
+        out[self.columns] = self.matrix.T @ w
+        return out
+
+    def matmat(self, v: np.ndarray) -> np.ndarray:
+        return np.asarray(self.matrix @ v[self.columns])
+
+    def rmatmat(self, w: np.ndarray) -> np.ndarray:
+        out = np.zeros((self.n_params, w.shape[1]))
         out[self.columns] = self.matrix.T @ w
         return out
 
@@ -233,6 +267,10 @@ class Regularization:
 
     def hessian_diagonal(self) -> np.ndarray:
         return 2.0 * self.matrix.diagonal()
+
+    def hessian_matrix(self) -> sp.csr_matrix:
+        """∇²R = 2·matrix (sparse, without β)."""
+        return sp.csr_matrix(2.0 * self.matrix)
 
 
 class CrossGradient:
@@ -341,6 +379,12 @@ class CrossGradient:
         out[self.b.slice] = jb.T @ r
         return out
 
+    def hessian_matrix(self, m: np.ndarray) -> sp.csr_matrix:
+        """The Gauss-Newton Hessian 2γ JτᵀAJτ as a sparse matrix (len(m), len(m))."""
+        ja, jb = self._jac(m)
+        j = _embed_columns(len(m), [(self.a, ja), (self.b, jb)])
+        return sp.csr_matrix(j.T @ sp.diags(2.0 * self.weight * self.areas) @ j)
+
 
 class PetrophysicalCoupling:
     """λ/2 Σ_c w_c g_c², g = t(p_b) − t(f(p_a)): a soft rock-physics link.
@@ -419,6 +463,21 @@ class PetrophysicalCoupling:
         out[self.a.slice] = self.weight * self.cell_weights * da**2
         out[self.b.slice] = self.weight * self.cell_weights * db**2
         return out
+
+    def hessian_matrix(self, m: np.ndarray) -> sp.csr_matrix:
+        """The Gauss-Newton Hessian λ JgᵀWJg as a sparse matrix (len(m), len(m))."""
+        da, db = self._partials(m)
+        j = _embed_columns(len(m), [(self.a, sp.diags(da)), (self.b, sp.diags(db))])
+        return sp.csr_matrix(j.T @ sp.diags(self.weight * self.cell_weights) @ j)
+
+
+def _embed_columns(n: int, parts: list[tuple[Block, sp.spmatrix]]) -> sp.csr_matrix:
+    """Place per-block matrices (same rows) at their blocks' columns of an n-column matrix."""
+    coo = [(block, sp.coo_matrix(mat)) for block, mat in parts]
+    rows = np.concatenate([c.row for _, c in coo])
+    cols = np.concatenate([c.col + block.start for block, c in coo])
+    data = np.concatenate([c.data for _, c in coo])
+    return sp.csr_matrix((data, (rows, cols)), shape=(coo[0][1].shape[0], n))
 
 
 class Objective:

@@ -19,11 +19,16 @@ def _pyplot():
 
 
 def plot_result(saved: SavedResult, outdir: str | Path) -> list[Path]:
-    """Write one section per property and a convergence plot; return the paths."""
+    """Write one section per property and a convergence plot (and, when the result
+    has posterior diagnostics, their plots); return the paths."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     paths = [plot_section(saved, name, outdir / f"model_{name}.png") for name in saved.models]
     paths.append(plot_convergence(saved, outdir / "convergence.png"))
+    if saved.diagnostics is not None:
+        from .diagnostics_plots import plot_diagnostics
+
+        paths.extend(plot_diagnostics(saved, outdir))
     return paths
 
 

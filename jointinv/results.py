@@ -8,6 +8,8 @@ Layout (``format_version`` 1.0)::
     /data/<name>/    observed, predicted, std, normalized_residual, sensors; attrs chi2, kind, units
     /iterations/     one entry per iteration: beta, phi, step_length, cg_iterations,
                      phi_d/<name>, chi2/<name>, phi_m, coupling/<term>, seconds/<kind>
+    /diagnostics/    posterior diagnostics (posterior_std, resolution, information, coverage,
+                     eigenvalues, data_fit, ...): see :mod:`jointinv.diagnostics_file`
 
 Models are stored as 2D arrays (z, x) with ``/mesh/cell_center_z`` and
 ``/mesh/cell_center_x`` attached as dimension scales, so xarray (h5netcdf)
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,7 @@ import h5py
 import numpy as np
 
 from ._version import FORMAT_VERSION
+from .diagnostics_file import SavedDiagnostics, read_diagnostics
 
 
 @dataclass
@@ -58,6 +62,7 @@ class SavedResult:
     model_transforms: dict[str, str]
     data: dict[str, SavedData]
     iterations: dict[str, Any]
+    diagnostics: SavedDiagnostics | None = None
 
 
 def write_atomic(path: Path, fill: Any) -> None:
@@ -69,6 +74,25 @@ def write_atomic(path: Path, fill: Any) -> None:
     try:
         with h5py.File(tmp, "w") as f:
             fill(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def rewrite_atomic(path: Path, modify: Any) -> None:
+    """Change an HDF5 file atomically: copy it to a temporary file in the same
+    folder, ``modify`` the copy (open read-write), then rename it over the original.
+    The original is untouched if anything fails."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(path, tmp)
+        shutil.copymode(path, tmp)
+        with h5py.File(tmp, "r+") as f:
+            modify(f)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -162,4 +186,5 @@ def read_result(path: str | Path) -> SavedResult:
             model_transforms=transforms,
             data=data,
             iterations=iterations,
+            diagnostics=read_diagnostics(f),
         )

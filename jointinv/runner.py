@@ -10,10 +10,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ._version import __version__
 from .balancing import MisfitBalancer
+from .checkpoint import Checkpointer, config_hash
 from .config import LoadedConfig, load_config
+from .diagnostics import Diagnostics, run_diagnostics
+from .diagnostics_file import fill_diagnostics
 from .errors import UserInputError
 from .inversion import (
     BetaCooling,
@@ -52,6 +56,8 @@ class RunResult:
         Final χ² per modality.
     output : Path or None
         The HDF5 file written (None when ``write=False``).
+    diagnostics : Diagnostics or None
+        Posterior diagnostics at the final model (None when not computed).
     """
 
     problem: Problem
@@ -59,6 +65,7 @@ class RunResult:
     models: dict[str, np.ndarray]
     chi2: dict[str, float]
     output: Path | None
+    diagnostics: Diagnostics | None = None
 
 
 def output_path(loaded: LoadedConfig, output: str | Path | None) -> Path:
@@ -74,8 +81,13 @@ def run(
     only: list[str] | None = None,
     on_iteration: Callable[[IterationRecord], None] | None = None,
     command_line: str | None = None,
+    resume: bool = False,
+    diagnostics: bool | None = None,
 ) -> RunResult:
     """Run one joint inversion.
+
+    After every Gauss-Newton iteration the state is written (atomically) to
+    ``<output stem>.checkpoint.h5``; it is removed once the result is written.
 
     Parameters
     ----------
@@ -93,35 +105,83 @@ def run(
         Called with every :class:`~jointinv.inversion.IterationRecord`.
     command_line : str, optional
         Stored in ``/meta`` (default: ``sys.argv``).
+    resume : bool
+        Continue from the checkpoint of an interrupted run of the same config
+        (refused with a :class:`~jointinv.errors.UserInputError` if it was made
+        from another config). The final model equals the uninterrupted run's.
+    diagnostics : bool, optional
+        Compute the posterior diagnostics at the final model (default: the
+        config's ``diagnostics.enabled``); see :mod:`jointinv.diagnostics`.
     """
     loaded = config if isinstance(config, LoadedConfig) else load_config(config)
     target = output_path(loaded, output) if write else None
     if target is not None and target.exists() and not force:
         raise UserInputError(f"{target}: output file exists; use --force to overwrite it")
     started = datetime.now(timezone.utc)
+    digest = config_hash(loaded, only=only)
+    checkpoints = None
+    if target is not None:
+        checkpoints = Checkpointer(target, digest, resume=resume)
     problem = build_problem(loaded, only=only)
-    inversion = _invert(problem, on_iteration)
+    inversion = _invert(problem, on_iteration, checkpoints)
     models = problem.physical(inversion.model)
     chi2 = dict(inversion.iterations[-1].chi2)
+    wanted = loaded.config.diagnostics.enabled if diagnostics is None else diagnostics
+    posterior = _diagnostics(problem, inversion.model) if wanted else None
     if target is not None:
-        meta = _meta(loaded, started, inversion, command_line)
-        write_atomic(target, lambda f: _fill(f, problem, inversion, meta))
-    return RunResult(problem, inversion, models, chi2, target)
+        meta = {**_meta(loaded, started, inversion, command_line), "config_hash": digest}
+
+        def _fill_all(f) -> None:
+            _fill(f, problem, inversion, meta)
+            if posterior is not None:
+                fill_diagnostics(f, posterior)
+
+        write_atomic(target, _fill_all)
+        checkpoints.remove()
+    return RunResult(problem, inversion, models, chi2, target, posterior)
 
 
+def _diagnostics(problem: Problem, model: np.ndarray) -> Diagnostics | None:
+    """The posterior diagnostics; a failure is logged and the result kept without them."""
+    try:
+        return run_diagnostics(problem, model)
+    except Exception as exc:  # noqa: BLE001 - never lose an inversion to its diagnostics
+        log.error(
+            "posterior diagnostics failed (%s: %s); the result is written without them "
+            "('jointinv diagnose' computes them later)",
+            type(exc).__name__,
+            exc,
+        )
+        return None
+
+
+# One BLAS thread: multithreaded OpenBLAS splits the sums of Jᵀw differently for
+# different thread counts (round-off differences), and a run must give the same
+# model arrays whatever the machine's threads; the engines' own threads do not
+# change the numbers.
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def _invert(
-    problem: Problem, on_iteration: Callable[[IterationRecord], None] | None
+    problem: Problem,
+    on_iteration: Callable[[IterationRecord], None] | None,
+    checkpoints: Checkpointer | None = None,
 ) -> InversionResult:
     settings = problem.config.inversion
+    resumed = checkpoints.resumed if checkpoints is not None else None
     rng = np.random.default_rng(settings.seed)
     balancer = None
     if settings.balancing.enabled and len(problem.objective.misfits) > 1:
         balancer = MisfitBalancer(problem.objective.misfits, factor=settings.balancing.factor)
-        if settings.balancing.initial_scaling:
+        if resumed is not None:  # the weights of the last iteration done
+            weights = resumed.records[-1].weights
+            balancer._set(np.array([weights[t.name] for t in balancer.misfits]))
+        elif settings.balancing.initial_scaling:
             balancer.scale_initial(problem.m_start, rng)
-    beta0 = settings.beta.initial or estimate_beta0(
-        problem.objective, problem.m_start, ratio=settings.beta.initial_ratio, rng=rng
-    )
+    if resumed is not None:
+        beta0 = resumed.beta0
+    else:
+        beta0 = settings.beta.initial or estimate_beta0(
+            problem.objective, problem.m_start, ratio=settings.beta.initial_ratio, rng=rng
+        )
     log.info("beta0 = %.3g", beta0)
     targets = {t.name: t.chi2_target for t in problem.objective.misfits}
     gn = GaussNewton(
@@ -138,9 +198,16 @@ def _invert(
         cg_tolerance=settings.cg.tolerance,
         max_halvings=settings.max_line_search_halvings,
     )
-    records = []
-    for record in gn.iterate(problem.m_start):
+    records = list(resumed.records) if resumed is not None else []
+    m0 = resumed.model if resumed is not None else problem.m_start
+    start = resumed.iteration if resumed is not None else 0
+    last = records[-1] if records else None
+    for record in gn.iterate(m0, start_iteration=start, resumed=last):
+        if last is not None and record.iteration == start:
+            continue  # the checkpointed iteration, evaluated again
         records.append(record)
+        if checkpoints is not None:
+            checkpoints.save(gn.model, records, beta0)
         if on_iteration is not None:
             on_iteration(record)
     success = gn.stopping.targets_reached(records[-1].chi2)

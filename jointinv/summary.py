@@ -32,4 +32,39 @@ def summarize(saved: SavedResult, path: Path) -> str:
             f"    {name:<20s} {d.kind:<10s} N {len(d.observed):5d}  chi2 {d.chi2:7.3f}  "
             f"rms(norm. residual) {np.sqrt(np.mean(r**2)):6.3f}"
         )
+    if saved.diagnostics is not None:
+        lines.extend(diagnostics_lines(saved))
     return "\n".join(lines)
+
+
+def diagnostics_lines(saved: SavedResult) -> list[str]:
+    """Short summary of ``/diagnostics``: spectra, std per property, residual statistics."""
+    d = saved.diagnostics
+    s = d.settings
+    lines = [
+        f"  posterior diagnostics (rank {s.get('rank')}, {s.get('probes')} probes, "
+        f"{s.get('seconds', float('nan')):.1f} s):",
+        "    eigenvalues > 1: "
+        + ", ".join(f"{k} {int(np.sum(v > 1))}" for k, v in d.eigenvalues.items()),
+    ]
+    for prop, std in d.posterior_std.items():
+        doi = next((k for k, p in d.coverage_property.items() if p == prop), None)
+        inside = f", inside the {doi} DOI {np.median(std[d.doi_mask[doi]]):.3g}" if doi else ""
+        lines.append(
+            f"    {prop:<20s} std of {d.parameter[prop]}: median {np.median(std):.3g} "
+            f"(prior {np.median(d.prior_std[prop]):.3g}){inside} [{d.std_units[prop]}]"
+        )
+    for name, fit in d.data_fit.items():
+        lines.append(
+            f"    {name:<20s} normalized residuals: mean {fit.mean:+.3f}  std {fit.std:.3f}  "
+            f"beyond 3σ {100 * fit.fraction_beyond_3sigma:.1f} %"
+        )
+    props = d.correlation_properties
+    pairs = [
+        f"{props[i]}/{props[j]} {d.correlation[i, j]:+.2f}"
+        for i in range(len(props))
+        for j in range(i + 1, len(props))
+    ]
+    if pairs:
+        lines.append("    correlation (core cells): " + ", ".join(pairs))
+    return lines

@@ -145,11 +145,32 @@ def main() -> None:
     props = cell_average(truth, mesh.nodes_x, mesh.nodes_z)
     write_sample(args.out / "profile2d", simulate(props, mesh, np.random.default_rng(SEED)))
     truth.save(args.out / "profile2d" / "true_model.json")
+    write_biased_gravity(args.out / "profile2d")
     porous = PorosityBlocks()
     props = porous.cell_average(mesh.nodes_x, mesh.nodes_z)
     rng = np.random.default_rng(SEED + 1)
     write_sample(args.out / "porosity2d", simulate(props, mesh, rng, TT_NOISE_POROSITY))
     porous.save(args.out / "porosity2d" / "true_model.json")
+
+
+#: offset of gravity_biased.csv (mGal): 5 σ of the gravity noise
+GRAVITY_BIAS_MGAL = 5 * GRAVITY_NOISE_MGAL
+
+
+def write_biased_gravity(out: Path) -> None:
+    """gravity_biased.csv: gravity.csv plus a constant offset of GRAVITY_BIAS_MGAL.
+
+    For ``jointinv conflict-test`` (configs/conflict_biased.yaml); made from the
+    written gravity.csv, without simulating again.
+    """
+    from jointinv.readers import read_gravity_csv
+
+    data = read_gravity_csv(out / "gravity.csv")
+    write_gravity(out / "gravity_biased.csv", data.stations, data.gz_mgal + GRAVITY_BIAS_MGAL)
+    lines = (out / "gravity_biased.csv").read_text().splitlines(keepends=True)
+    note = f"# biased sample: gravity.csv + {GRAVITY_BIAS_MGAL:g} mGal (5 sigma) offset\n"
+    (out / "gravity_biased.csv").write_text(lines[0] + note + "".join(lines[1:]))
+    print(f"wrote {out / 'gravity_biased.csv'}: offset {GRAVITY_BIAS_MGAL:g} mGal")
 
 
 def write_sample(out: Path, d: dict) -> None:

@@ -101,3 +101,12 @@ def workspace(tmp_path: Path) -> Workspace:
 def quick_config(workspace: Workspace) -> Path:
     """``quick.yaml``: the quick-start config in tmp_path with its sample data."""
     return workspace.variant({})
+
+
+@pytest.fixture(scope="session")
+def quickstart_run(tmp_path_factory):
+    """The quick start with its posterior diagnostics, run once per test session
+    (about a minute) and shared by the end-to-end and diagnostics tests."""
+    import jointinv
+
+    return jointinv.run(QUICKSTART, output=tmp_path_factory.mktemp("quickstart") / "joint.h5")

@@ -538,7 +538,17 @@ def test_show_and_plot(gravity_run, tmp_path):
     assert "density_contrast" in result.stdout
     assert re.search(r"gravity +gravity +N +32 +chi2", result.stdout)
     pngs = sorted(p.name for p in plots.glob("*.png"))
-    assert pngs == ["convergence.png", "model_density_contrast.png"]
+    # the run computed the posterior diagnostics (the default): their plots too
+    assert pngs == [
+        "convergence.png",
+        "coverage_gravity.png",
+        "eigenvalues.png",
+        "model_density_contrast.png",
+        "posterior_std_density_contrast.png",
+        "residuals_gravity.png",
+        "resolution_density_contrast.png",
+    ]
+    assert "posterior diagnostics (rank 400" in result.stdout
     for p in plots.glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"wrote {p}" in result.stdout

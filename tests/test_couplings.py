@@ -353,3 +353,35 @@ def test_misfit_weight_scales_value_gradient_hessian_not_chi2(has_jacobian):
         np.testing.assert_allclose(diag, 0.37 * np.sum(jac**2, axis=0), rtol=1e-12)
     else:
         assert diag is None
+
+
+# --- sparse Gauss-Newton Hessians (the prior of the posterior diagnostics) ----------------
+@pytest.mark.parametrize("name", list(TERMS))
+def test_petrophysical_hessian_matrix_is_the_hessian_product(name):
+    rng = np.random.default_rng(70)
+    weights = rng.uniform(0.0, 2.0, N)
+    term, m = _consistent(name, rng, weights)
+    m = m + 0.1 * rng.standard_normal(len(m))
+    dense = _dense(lambda v: term.hessian_vec(m, v), len(m))
+    matrix = term.hessian_matrix(m)
+    assert matrix.shape == (2 * N, 2 * N)
+    np.testing.assert_allclose(
+        matrix.toarray(), dense, rtol=1e-13, atol=1e-13 * np.abs(dense).max()
+    )
+
+
+@pytest.mark.parametrize("normalized", [False, True])
+def test_cross_gradient_hessian_matrix_is_the_hessian_product(small_mesh, normalized):
+    rng = np.random.default_rng(71)
+    term = _cross(small_mesh, normalized=normalized)
+    n = small_mesh.n_cells
+    m = np.r_[_blob(small_mesh, 1, -1, 1.0), _blob(small_mesh, 3, -2, 1.0)]
+    m = m + 0.1 * rng.standard_normal(2 * n)
+    dense = _dense(lambda v: term.hessian_vec(m, v), 2 * n)
+    matrix = term.hessian_matrix(m)
+    np.testing.assert_allclose(
+        matrix.toarray(), dense, rtol=1e-12, atol=1e-13 * np.abs(dense).max()
+    )
+    # embedded in a larger joint model: zero outside the two blocks
+    wide = term.hessian_matrix(np.r_[m, np.zeros(n)])
+    assert wide.shape == (3 * n, 3 * n) and wide[2 * n :].nnz == 0

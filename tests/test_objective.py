@@ -409,3 +409,45 @@ def test_objective_is_the_sum_of_its_terms(small_mesh):
     # β enters only through the regularization
     obj.beta = 2 * obj.beta
     assert obj.value(m) - value == pytest.approx(0.37 * reg.value(m), rel=1e-10)
+
+
+# --- matrices for the posterior diagnostics --------------------------------------------------
+class DenseWithJacobian(DenseLinear):
+    has_jacobian = True
+
+    def jacobian(self, m):
+        return self.a
+
+
+@pytest.mark.parametrize("explicit", [True, False])
+def test_weighted_jacobian_is_w_j_without_the_balancing_weight(explicit):
+    rng = np.random.default_rng(60)
+    a = rng.standard_normal((12, 7))
+    op = DenseWithJacobian(a) if explicit else DenseLinear(a)
+    std = rng.uniform(0.5, 2.0, 12)
+    misfit = DataMisfit("ert", op, rng.standard_normal(12), std)
+    misfit.weight = 3.0
+    m = rng.standard_normal(7)
+    wj = misfit.weighted_jacobian(m)
+    expected = a / std[:, None]
+    assert wj.shape == (12, 7)
+    np.testing.assert_allclose(wj.matmat(np.eye(7)), expected, rtol=1e-14)
+    np.testing.assert_allclose(wj.rmatmat(np.eye(12)), expected.T, rtol=1e-14)
+    v, w = rng.standard_normal(7), rng.standard_normal(12)
+    np.testing.assert_allclose(wj.matvec(v), expected @ v, rtol=1e-13)
+    np.testing.assert_allclose(wj.rmatvec(w), expected.T @ w, rtol=1e-13)
+    np.testing.assert_allclose(misfit.hessian_vec(m, v), 3.0 * wj.rmatvec(wj.matvec(v)), rtol=1e-13)
+
+
+def test_regularization_and_cross_gradient_hessian_matrices(small_mesh):
+    rng = np.random.default_rng(61)
+    n = small_mesh.n_cells
+    reg = _regularization(small_mesh, np.zeros(2 * n))
+    m = rng.standard_normal(2 * n)
+    dense = _dense(lambda v: reg.hessian_vec(m, v), 2 * n)
+    np.testing.assert_allclose(reg.hessian_matrix().toarray(), dense, rtol=1e-14, atol=1e-14)
+    term = _cross(small_mesh)
+    dense = _dense(lambda v: term.hessian_vec(m, v), 2 * n)
+    np.testing.assert_allclose(
+        term.hessian_matrix(m).toarray(), dense, rtol=1e-12, atol=1e-13 * np.abs(dense).max()
+    )

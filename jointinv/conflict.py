@@ -1,0 +1,760 @@
+"""Do the datasets agree? A likelihood-ratio test of the coupling, with attribution.
+
+Hypotheses
+----------
+*Coupled* (the null): one joint model explains every modality, as
+``jointinv run`` fits it (couplings and shared or derived properties active).
+*Uncoupled* (the alternative): each modality is fitted alone, free of the
+coupling terms, with the same regularization (``build_problem(only=[name])``).
+
+Statistic
+---------
+With Gaussian noise the data misfit is ``φ_d,k = ½‖(d_k − G_k(m))/σ_k‖²`` and
+``2φ_d,k = χ²_k·N_k``, so the likelihood-ratio statistic is ::
+
+    T = 2 Σ_k [φ_d,k(m_coupled) − φ_d,k(m_k alone)] = Σ_k Δ(χ²_k·N_k)
+
+Both hypotheses are minimised at the same β (β*, where the coupled fit of
+``jointinv run`` ends; see :class:`ConfigSetup`). ``T ≥ 0`` up to optimisation
+error when the modalities sense different properties: the uncoupled fit has
+more freedom. When they share a property each copy of the alternative carries
+its own regularization, and ``T`` may be negative (no evidence of conflict).
+
+Calibration
+-----------
+*Parametric bootstrap* (the reference): data are simulated from the coupled
+solution with each modality's stated σ, ``d* = G(m_coupled) + σ·ε``, both
+hypotheses are fitted again and ``p = (1 + #{T* ≥ T}) / (N + 1)``. Replicate
+``i`` draws its noise from ``np.random.SeedSequence(seed).spawn(N)[i]``, so the
+p-value is the same serially and with any number of worker processes.
+
+*Fast approximation*: ``T ~ χ²(ν)`` with ``ν = Σ_k tr H_k(alone) − tr H(coupled)``,
+the difference of the effective numbers of parameters. ``H = W J A⁻¹ JᵀW`` is
+the linearised hat (resolution) matrix at the solution, with ``A = JᵀW²J +
+β∇²R + Σ∇²C`` the Gauss-Newton Hessian of the objective; ``tr H = tr(A⁻¹JᵀW²J)``
+is computed exactly (dense) for up to :data:`DENSE_LIMIT` parameters and
+otherwise by Hutchinson probing, ``E[zᵀA⁻¹JᵀW²Jz]`` over Rademacher vectors
+``z`` (fixed seed) with one CG solve each (relative tolerance
+:data:`TRACE_CG_TOLERANCE`). The χ² law is exact for a linear
+problem with Gaussian noise and a weak prior; with the χ²-target stopping of
+``jointinv run`` it is a rough guide and the bootstrap is the reference.
+
+Attribution
+-----------
+The tension modality ``k`` adds is ``T − T_{−k}``, the change in the statistic
+when it joins the others (``T_{−k}`` from the same test without ``k``), with a
+χ² p-value on ``ν − ν_{−k}`` degrees of freedom. The suspect is the modality
+with the smallest such p-value.
+
+Augmentation
+------------
+Bias parameters (:mod:`jointinv.bias`) declared in the config join the model
+vector in both hypotheses; their estimates and posterior σ (``sqrt`` of the
+diagonal of ``A⁻¹`` at the coupled solution) are reported, and the test is run
+again with them to show whether they explain the conflict.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from scipy import stats
+from scipy.sparse.linalg import LinearOperator, cg
+from threadpoolctl import threadpool_limits
+
+from .bias import BiasBlock, augment, bias_block
+from .errors import UserInputError
+from .inversion import BetaCooling, GaussNewton, Stopping, estimate_beta0
+from .objective import Objective
+
+log = logging.getLogger(__name__)
+
+#: up to this many parameters the hat-matrix traces and bias σ are computed densely
+DENSE_LIMIT = 1500
+
+#: relative CG tolerance of the solves of Hutchinson's probes (their variance dominates)
+TRACE_CG_TOLERANCE = 1e-3
+
+#: exit code of ``jointinv conflict-test`` when a conflict is found
+EXIT_CONFLICT = 3
+
+
+class Setup(Protocol):
+    """What the test needs from a problem (a config, or a small linear test problem).
+
+    ``objective(names)`` returns the coupled objective of those modalities (a
+    single name: that modality alone); it may be cached, since the test sets the
+    observed data of its misfits before each fit. ``solve`` minimises an
+    objective from ``m0`` and returns the model. Must be picklable for workers.
+    """
+
+    names: list[str]
+
+    def objective(self, names: tuple[str, ...]) -> Objective: ...
+
+    def start(self) -> np.ndarray: ...
+
+    def solve(self, objective: Objective, m0: np.ndarray) -> np.ndarray: ...
+
+    def bias_blocks(self) -> list[BiasBlock]: ...
+
+
+# --- fitting -----------------------------------------------------------------------
+def fixed_beta_solve(
+    objective: Objective,
+    m0: np.ndarray,
+    *,
+    beta: float,
+    iterations: int = 2,
+    cg_tolerance: float = 1e-10,
+    cg_max_iterations: int = 1000,
+) -> np.ndarray:
+    """Gauss-Newton at a fixed β (no cooling, no χ² stopping); exact for linear problems."""
+    names = {t.name: -1.0 for t in objective.misfits}
+    gn = GaussNewton(
+        objective,
+        beta=BetaCooling(beta, factor=1.0),
+        stopping=Stopping(names, max_iterations=iterations, stagnation_tolerance=0.0),
+        cg_max_iterations=cg_max_iterations,
+        cg_tolerance=cg_tolerance,
+    )
+    return gn.run(m0).model
+
+
+@dataclass
+class Fit:
+    """One hypothesis fitted to one set of data."""
+
+    model: np.ndarray
+    phi: dict[str, float]
+    n_data: dict[str, int]
+
+    @property
+    def chi2(self) -> dict[str, float]:
+        return {k: 2.0 * v / self.n_data[k] for k, v in self.phi.items()}
+
+
+def fit(
+    setup: Setup,
+    names: tuple[str, ...],
+    data: dict[str, np.ndarray],
+    m0: np.ndarray | None = None,
+) -> tuple[Fit, Objective]:
+    """Fit the coupled objective of ``names`` to ``data`` from ``m0`` (default: the
+    setup's start); φ_d without balancing weights."""
+    objective = setup.objective(names)
+    for t in objective.misfits:
+        t.observed = np.asarray(data[t.name], dtype=float)
+        t.weight = 1.0
+    m = setup.solve(objective, setup.start() if m0 is None else m0)
+    phi = {t.name: t.misfit(m) for t in objective.misfits}
+    return Fit(m, phi, {t.name: t.n_data for t in objective.misfits}), objective
+
+
+def statistic(setup: Setup, data: dict[str, np.ndarray], m0: np.ndarray | None = None) -> float:
+    """T = 2 Σ_k [φ_d,k(coupled) − φ_d,k(alone)]; the coupled fit starts from ``m0``,
+    each fit alone from the coupled solution."""
+    names = tuple(setup.names)
+    coupled, _ = fit(setup, names, data, m0)
+    alone = sum(fit(setup, (k,), data, coupled.model)[0].phi[k] for k in names)
+    return 2.0 * (sum(coupled.phi.values()) - alone)
+
+
+# --- linear algebra at a solution ------------------------------------------------------
+def _dense_hessian(objective: Objective, m: np.ndarray) -> np.ndarray:
+    eye = np.eye(len(m))
+    a = np.column_stack([objective.hessian_vec(m, e) for e in eye])
+    return 0.5 * (a + a.T)
+
+
+def _cg_solve(
+    objective: Objective, m: np.ndarray, b: np.ndarray, *, rtol: float = 1e-6, maxiter: int = 500
+) -> np.ndarray:
+    n = len(m)
+    diag = objective.hessian_diagonal(m)
+    diag = np.where(diag > 0, diag, 1.0)
+    hess = LinearOperator((n, n), matvec=lambda v: objective.hessian_vec(m, v), dtype=float)
+    precond = LinearOperator((n, n), matvec=lambda v: v / diag, dtype=float)
+    x, _ = cg(hess, b, rtol=rtol, maxiter=maxiter, M=precond)
+    return x
+
+
+def hat_traces(
+    objective: Objective, m: np.ndarray, *, probes: int = 20, seed: int = 0
+) -> dict[str, float]:
+    """tr of each modality's diagonal block of the hat matrix, tr(A⁻¹ J_kᵀW_k²J_k).
+
+    Exact (dense) for up to :data:`DENSE_LIMIT` parameters, else Hutchinson's
+    estimator with ``probes`` Rademacher vectors drawn from ``seed``. The sum
+    over modalities is the effective number of parameters.
+    """
+    n = len(m)
+    if n <= DENSE_LIMIT:
+        a = _dense_hessian(objective, m)
+        eye = np.eye(n)
+        out = {}
+        for t in objective.misfits:
+            d = np.column_stack([t.hessian_vec(m, e) for e in eye])
+            out[t.name] = float(np.trace(np.linalg.solve(a, d)))
+        return out
+    rng = np.random.default_rng(seed)
+    sums = {t.name: 0.0 for t in objective.misfits}
+    for _ in range(probes):
+        z = rng.choice([-1.0, 1.0], size=n)
+        x = _cg_solve(objective, m, z, rtol=TRACE_CG_TOLERANCE, maxiter=200)
+        for t in objective.misfits:
+            sums[t.name] += float(x @ t.hessian_vec(m, z))
+    return {k: v / probes for k, v in sums.items()}
+
+
+def posterior_std(objective: Objective, m: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """sqrt(diag(A⁻¹)) at ``index``: the linearised posterior σ of those parameters."""
+    index = np.asarray(index, dtype=int)
+    if len(index) == 0:
+        return np.zeros(0)
+    if len(m) <= DENSE_LIMIT:
+        cov = np.linalg.inv(_dense_hessian(objective, m))
+        return np.sqrt(np.diag(cov)[index])
+    out = np.empty(len(index))
+    for j, i in enumerate(index):
+        e = np.zeros(len(m))
+        e[i] = 1.0
+        out[j] = np.sqrt(max(_cg_solve(objective, m, e)[i], 0.0))
+    return out
+
+
+# --- the report --------------------------------------------------------------------
+@dataclass
+class BiasEstimate:
+    """One bias parameter at the coupled solution (reported units)."""
+
+    modality: str
+    kind: str
+    label: str
+    value: float
+    std: float
+    units: str
+
+
+@dataclass
+class ModalityRow:
+    """One line of the report."""
+
+    name: str
+    n_data: int
+    chi2_alone: float
+    chi2_joint: float
+    tension: float
+    dof: float
+    p_value: float
+    verdict: str
+
+
+@dataclass
+class Analysis:
+    """The test on one version of the problem (plain, or augmented with biases)."""
+
+    augmented: bool
+    alpha: float
+    statistic: float
+    dof: float
+    p_fast: float
+    p_bootstrap: float | None
+    bootstrap_statistics: list[float]
+    rows: list[ModalityRow]
+    biases: list[BiasEstimate] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def p_value(self) -> float:
+        """The bootstrap p-value when there is one, else the fast approximation's."""
+        return self.p_bootstrap if self.p_bootstrap is not None else self.p_fast
+
+    @property
+    def conflict(self) -> bool:
+        return self.p_value < self.alpha
+
+    @property
+    def suspect(self) -> str | None:
+        """The modality to distrust (smallest p-value of its added tension), if any."""
+        if not self.conflict:
+            return None
+        return min(self.rows, key=lambda r: (r.p_value, -r.tension)).name
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(p_value=self.p_value, conflict=self.conflict, suspect=self.suspect)
+        return out
+
+
+def _p_chi2(t: float, dof: float) -> float:
+    if dof <= 1e-9:
+        return 1.0
+    return float(stats.chi2.sf(max(t, 0.0), dof))
+
+
+def analyze(
+    setup: Setup,
+    *,
+    alpha: float = 0.05,
+    bootstrap: int = 0,
+    workers: int = 1,
+    seed: int = 0,
+    probes: int = 20,
+    data: dict[str, np.ndarray] | None = None,
+    attribution: bool = True,
+) -> Analysis:
+    """Run the test on ``setup`` (observed data: those of its objectives, or ``data``).
+
+    Parameters
+    ----------
+    alpha : float
+        Significance level, in (0, 1).
+    bootstrap : int
+        Parametric-bootstrap replicates (0: fast approximation only).
+    workers : int
+        Processes for the bootstrap (1: serial, in this process).
+    seed : int
+        Seed of the bootstrap noise and of Hutchinson's probes.
+    probes : int
+        Hutchinson probes when the problem is too large for dense traces.
+    attribution : bool
+        Compute each modality's added tension (one more coupled fit per modality).
+    """
+    check_options(alpha=alpha, bootstrap=bootstrap, workers=workers)
+    names = tuple(setup.names)
+    if len(names) < 2:
+        raise UserInputError("the conflict test needs at least two modalities")
+    t0 = time.perf_counter()
+    if data is None:
+        data = {t.name: t.observed.copy() for t in setup.objective(names).misfits}
+    coupled, obj_c = fit(setup, names, data)
+    tr_c = hat_traces(obj_c, coupled.model, probes=probes, seed=seed)
+    log.info("conflict test: fits of each modality alone")
+    phi_alone, chi2_alone, tr_alone = {}, {}, {}
+    for k in names:
+        f, obj = fit(setup, (k,), data, coupled.model)
+        phi_alone[k], chi2_alone[k] = f.phi[k], f.chi2[k]
+        tr_alone[k] = hat_traces(obj, f.model, probes=probes, seed=seed)[k]
+    t_all = 2.0 * (sum(coupled.phi.values()) - sum(phi_alone.values()))
+    dof = sum(tr_alone.values()) - sum(tr_c.values())
+    biases = _bias_estimates(setup, obj_c, coupled.model)
+    t1 = time.perf_counter()
+    if attribution and len(names) > 2:
+        log.info("conflict test: attribution (the test without each modality)")
+    rows = []
+    for k in names:
+        others = tuple(n for n in names if n != k)
+        t_o, dof_o = 0.0, 0.0
+        if attribution and len(others) >= 2:
+            f_o, obj_o = fit(setup, others, data, coupled.model)
+            tr_o = hat_traces(obj_o, f_o.model, probes=probes, seed=seed)
+            t_o = 2.0 * (sum(f_o.phi.values()) - sum(phi_alone[n] for n in others))
+            dof_o = sum(tr_alone[n] for n in others) - sum(tr_o.values())
+        tension, dof_k = t_all - t_o, dof - dof_o
+        p = _p_chi2(tension, dof_k)
+        verdict = "conflict" if p < alpha else "consistent"
+        n_k = coupled.n_data[k]
+        rows.append(ModalityRow(k, n_k, chi2_alone[k], coupled.chi2[k], tension, dof_k, p, verdict))
+    t2 = time.perf_counter()
+    replicates: list[float] = []
+    if bootstrap:
+        log.info("conflict test: %d bootstrap replicates on %d worker(s)", bootstrap, workers)
+        predicted = {t.name: t.predicted(coupled.model).copy() for t in obj_c.misfits}
+        std = {t.name: t.std.copy() for t in obj_c.misfits}
+        replicates = bootstrap_statistics(
+            setup, predicted, std, n=bootstrap, seed=seed, workers=workers, m0=coupled.model
+        )
+    p_boot = None
+    if replicates:
+        p_boot = (1 + int(np.sum(np.asarray(replicates) >= t_all))) / (len(replicates) + 1)
+    seconds = {
+        "fits_and_fast": t1 - t0,
+        "attribution": t2 - t1,
+        "bootstrap": time.perf_counter() - t2,
+    }
+    augmented = bool(setup.bias_blocks())
+    p_fast = _p_chi2(t_all, dof)
+    return Analysis(augmented, alpha, t_all, dof, p_fast, p_boot, replicates, rows, biases, seconds)
+
+
+def _bias_estimates(setup: Setup, objective: Objective, m: np.ndarray) -> list[BiasEstimate]:
+    blocks = setup.bias_blocks()
+    if not blocks:
+        return []
+    index = np.concatenate([np.arange(b.start, b.start + b.size) for b in blocks])
+    std = posterior_std(objective, m, index)
+    out, j = [], 0
+    for b in blocks:
+        for i, label in enumerate(b.labels):
+            value = b.scale * m[b.start + i]
+            out.append(BiasEstimate(b.modality, b.kind, label, value, b.scale * std[j], b.units))
+            j += 1
+    return out
+
+
+def check_options(*, alpha: float, bootstrap: int, workers: int) -> None:
+    """Refuse α outside (0, 1), a negative number of replicates or < 1 worker."""
+    if not 0.0 < alpha < 1.0:
+        raise UserInputError(f"alpha must lie in (0, 1), got {alpha:g}")
+    if bootstrap < 0:
+        raise UserInputError(f"the number of bootstrap replicates must be >= 1, got {bootstrap}")
+    if workers < 1:
+        raise UserInputError(f"workers must be >= 1, got {workers}")
+
+
+# --- the bootstrap ---------------------------------------------------------------------
+def _replicates(
+    setup: Setup,
+    predicted: dict[str, np.ndarray],
+    std: dict[str, np.ndarray],
+    seeds: list[np.random.SeedSequence],
+    m0: np.ndarray | None = None,
+) -> list[float]:
+    """T of each replicate (one per seed): noise drawn in the order of ``setup.names``."""
+    out = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        for s in seeds:
+            rng = np.random.default_rng(s)
+            data = {
+                k: predicted[k] + std[k] * rng.standard_normal(len(predicted[k]))
+                for k in setup.names
+            }
+            out.append(statistic(setup, data, m0))
+    return out
+
+
+def bootstrap_statistics(
+    setup: Setup,
+    predicted: dict[str, np.ndarray],
+    std: dict[str, np.ndarray],
+    *,
+    n: int,
+    seed: int = 0,
+    workers: int = 1,
+    m0: np.ndarray | None = None,
+) -> list[float]:
+    """T of ``n`` data sets simulated from ``predicted`` with noise σ = ``std``.
+
+    Each coupled fit starts from ``m0`` (the coupled solution of the observed
+    data, default the setup's start), each fit alone from the coupled one.
+
+    Replicate ``i`` uses ``SeedSequence(seed).spawn(n)[i]``; with ``workers > 1``
+    the replicates are split into contiguous chunks run in a process pool, and
+    the result is the same list as serially.
+    """
+    seeds = np.random.SeedSequence(seed).spawn(n)
+    if workers <= 1 or n == 1:
+        return _replicates(setup, predicted, std, seeds, m0)
+    chunks = [list(c) for c in np.array_split(np.arange(n), min(workers, n))]
+    with ProcessPoolExecutor(max_workers=len(chunks)) as pool:
+        futures = [
+            pool.submit(_replicates, setup, predicted, std, [seeds[i] for i in c], m0)
+            for c in chunks
+        ]
+        return [t for f in futures for t in f.result()]
+
+
+# --- a config as a setup ------------------------------------------------------------------
+class ConfigSetup:
+    """A config's problem as seen by the test.
+
+    Both hypotheses are minimised at the same β, so they share the
+    regularization: the first fit of the full coupled objective follows
+    ``jointinv run`` (β estimate and cooling, χ² targets, balancing) and fixes
+    β* (its last β); it is then continued at β* without balancing weights, and
+    every other fit (alone, leave-one-out, bootstrap replicates) minimises its
+    objective at β*, starting from the coupled solution (a fit alone from the
+    coupled fit of the same data). Each fixed-β fit stops on the
+    config's stagnation tolerance or ``max_iterations``. With
+    ``augmented=True`` the biases of ``conflict.biases`` join the model vector.
+    """
+
+    def __init__(self, loaded: Any, *, augmented: bool = False) -> None:
+        self.loaded = loaded
+        self.augmented = augmented
+        self.names = list(loaded.config.modalities)
+        self.beta: float | None = None
+        self._cache: dict[tuple[str, ...], tuple[Any, Objective]] = {}
+        self._blocks: list[BiasBlock] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        keep = ("loaded", "augmented", "names", "beta")
+        return {k: self.__dict__[k] for k in keep}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._cache, self._blocks = {}, None
+
+    def _problem(self, names: tuple[str, ...]) -> tuple[Any, Objective]:
+        from .problem import build_problem
+
+        key = tuple(n for n in self.names if n in names)
+        if key not in self._cache:
+            problem = build_problem(self.loaded, only=list(key))
+            objective = problem.objective
+            if self.augmented:
+                objective = augment(objective, self.bias_blocks(), len(problem.m_start))
+            self._cache[key] = (problem, objective)
+        return self._cache[key]
+
+    def bias_blocks(self) -> list[BiasBlock]:
+        if not self.augmented:
+            return []
+        if self._blocks is None:
+            from .problem import load_datasets
+
+            datasets = load_datasets(self.loaded)
+            self._blocks = [
+                bias_block(name, kind, datasets[name].survey, len(datasets[name].observed))
+                for name, kinds in self.loaded.config.conflict.biases.items()
+                for kind in kinds
+            ]
+        return self._blocks
+
+    def objective(self, names: tuple[str, ...]) -> Objective:
+        return self._problem(names)[1]
+
+    def start(self) -> np.ndarray:
+        problem, objective = self._problem(tuple(self.names))
+        m0 = np.zeros(_n_params(objective, problem.m_start))
+        m0[: len(problem.m_start)] = problem.m_start
+        return m0
+
+    def solve(self, objective: Objective, m0: np.ndarray) -> np.ndarray:
+        with threadpool_limits(limits=1, user_api="blas"):
+            if self.beta is None and len(objective.misfits) == len(self.names):
+                m0 = self._run_schedule(objective, m0)
+                self.beta = float(objective.beta)
+                log.info("conflict test: beta* = %.3g", self.beta)
+            if self.beta is None:
+                raise RuntimeError("fit the coupled objective first: it fixes beta*")
+            return self._fixed_beta(objective, m0)
+
+    def _gauss_newton(self, objective: Objective, beta: Any, **extra: Any) -> GaussNewton:
+        settings = self.loaded.config.inversion
+        return GaussNewton(
+            objective,
+            beta=beta,
+            clocks=self._problem(tuple(self.names))[0].clocks,
+            cg_max_iterations=settings.cg.max_iterations,
+            cg_tolerance=settings.cg.tolerance,
+            max_halvings=settings.max_line_search_halvings,
+            **extra,
+        )
+
+    def _fixed_beta(self, objective: Objective, m0: np.ndarray) -> np.ndarray:
+        settings = self.loaded.config.inversion
+        for t in objective.misfits:
+            t.weight = 1.0
+        never = {t.name: -1.0 for t in objective.misfits}
+        gn = self._gauss_newton(
+            objective,
+            BetaCooling(self.beta, factor=1.0),
+            stopping=Stopping(
+                never,
+                max_iterations=settings.max_iterations,
+                stagnation_tolerance=settings.stagnation_tolerance,
+            ),
+        )
+        return gn.run(m0).model
+
+    def _run_schedule(self, objective: Objective, m0: np.ndarray) -> np.ndarray:
+        from .balancing import MisfitBalancer
+
+        settings = self.loaded.config.inversion
+        rng = np.random.default_rng(settings.seed)
+        balancer = None
+        if settings.balancing.enabled and len(objective.misfits) > 1:
+            balancer = MisfitBalancer(objective.misfits, factor=settings.balancing.factor)
+            if settings.balancing.initial_scaling:
+                balancer.scale_initial(m0, rng)
+        beta0 = settings.beta.initial or estimate_beta0(
+            objective, m0, ratio=settings.beta.initial_ratio, rng=rng
+        )
+        schedule = BetaCooling(
+            beta0, factor=settings.beta.cooling_factor, minimum=settings.beta.minimum
+        )
+        gn = self._gauss_newton(
+            objective,
+            schedule,
+            stopping=Stopping(
+                {t.name: t.chi2_target for t in objective.misfits},
+                max_iterations=settings.max_iterations,
+                stagnation_tolerance=settings.stagnation_tolerance,
+            ),
+            balance=balancer,
+        )
+        return gn.run(m0).model
+
+
+def _n_params(objective: Objective, m_model: np.ndarray) -> int:
+    reg = objective.regularization
+    return getattr(reg, "n_params", len(m_model))
+
+
+# --- the command ---------------------------------------------------------------------
+@dataclass
+class ConflictReport:
+    """The test on a config: plain, and again with its biases when it declares some."""
+
+    config: str
+    plain: Analysis
+    augmented: Analysis | None = None
+
+    @property
+    def final(self) -> Analysis:
+        """The analysis the verdict rests on (the augmented one when there is one)."""
+        return self.augmented if self.augmented is not None else self.plain
+
+    @property
+    def conflict(self) -> bool:
+        return self.final.conflict
+
+    @property
+    def exit_code(self) -> int:
+        """0 when consistent at α, :data:`EXIT_CONFLICT` (3) when a conflict is found."""
+        return EXIT_CONFLICT if self.conflict else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config,
+            "conflict": self.conflict,
+            "exit_code": self.exit_code,
+            "plain": self.plain.to_dict(),
+            "augmented": None if self.augmented is None else self.augmented.to_dict(),
+        }
+
+    def write_json(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=2, default=float) + "\n")
+        return path
+
+    def write_hdf5(self, path: str | Path) -> Path:
+        """``/`` attrs (config, conflict, exit_code) and one group per analysis:
+        attrs of the statistic, ``bootstrap_statistics``, ``modalities/<name>``
+        attrs and a ``biases`` group of columns."""
+        import h5py
+
+        path = Path(path)
+        with h5py.File(path, "w") as f:
+            f.attrs.update(config=self.config, conflict=self.conflict, exit_code=self.exit_code)
+            for key, a in (("plain", self.plain), ("augmented", self.augmented)):
+                if a is not None:
+                    _fill_analysis(f.create_group(key), a)
+        return path
+
+
+def _fill_analysis(g: Any, a: Analysis) -> None:
+    import h5py
+
+    g.attrs.update(
+        augmented=a.augmented,
+        alpha=a.alpha,
+        statistic=a.statistic,
+        dof=a.dof,
+        p_fast=a.p_fast,
+        p_bootstrap=np.nan if a.p_bootstrap is None else a.p_bootstrap,
+        p_value=a.p_value,
+        conflict=a.conflict,
+        suspect=a.suspect or "",
+    )
+    g.create_dataset("bootstrap_statistics", data=np.asarray(a.bootstrap_statistics, float))
+    for row in a.rows:
+        g.create_group(f"modalities/{row.name}").attrs.update(asdict(row))
+    b = g.create_group("biases")
+    for col in ("modality", "kind", "label", "units"):
+        b.create_dataset(col, data=[getattr(x, col) for x in a.biases], dtype=h5py.string_dtype())
+    for col in ("value", "std"):
+        b.create_dataset(col, data=np.asarray([getattr(x, col) for x in a.biases], float))
+
+
+def conflict_test(
+    config: Any,
+    *,
+    alpha: float | None = None,
+    bootstrap: int | None = None,
+    workers: int | None = None,
+    seed: int | None = None,
+) -> ConflictReport:
+    """Run the conflict test of a config (see the module docstring).
+
+    Options left as None come from the config's ``conflict`` section. When
+    the config declares biases, the test is run a second time with them.
+
+    Raises
+    ------
+    UserInputError
+        α outside (0, 1), ``bootstrap`` < 1 or ``workers`` < 1 given
+        explicitly, fewer than two modalities, or a bad config.
+    """
+    from .config import LoadedConfig, load_config
+
+    loaded = config if isinstance(config, LoadedConfig) else load_config(config)
+    c = loaded.config.conflict
+    if bootstrap is not None and bootstrap < 1:
+        raise UserInputError(f"the number of bootstrap replicates must be >= 1, got {bootstrap}")
+    options = {
+        "alpha": c.alpha if alpha is None else alpha,
+        "bootstrap": c.bootstrap if bootstrap is None else bootstrap,
+        "workers": c.workers if workers is None else workers,
+        "seed": c.seed if seed is None else seed,
+        "probes": c.probes,
+    }
+    check_options(**{k: options[k] for k in ("alpha", "bootstrap", "workers")})
+    if len(loaded.config.modalities) < 2:
+        raise UserInputError(f"{loaded.name}: the conflict test needs at least two modalities")
+    log.info("conflict test: coupled and uncoupled fits")
+    plain = analyze(ConfigSetup(loaded), **options)
+    augmented = None
+    if c.biases:
+        log.info("conflict test: again with the biases %s", dict(c.biases))
+        augmented = analyze(ConfigSetup(loaded, augmented=True), **options)
+    return ConflictReport(str(loaded.path), plain, augmented)
+
+
+def report_tables(report: ConflictReport) -> list[Any]:
+    """rich Tables of the report: one per analysis."""
+    from rich.table import Table
+
+    tables = []
+    for a in (report.plain, report.augmented):
+        if a is None:
+            continue
+        title = "with biases" if a.augmented else "as given"
+        boot = "—" if a.p_bootstrap is None else f"{a.p_bootstrap:.3g}"
+        verdict = f"CONFLICT (suspect: {a.suspect})" if a.conflict else "consistent"
+        t = Table(
+            title=f"Conflict test, data {title}",
+            caption=f"T = {a.statistic:.4g}, ν = {a.dof:.3g}, p(χ²) = {a.p_fast:.3g}, "
+            f"p(bootstrap, N={len(a.bootstrap_statistics)}) = {boot}, α = {a.alpha:g}: {verdict}",
+        )
+        for col in ("modality", "χ² alone", "χ² joint", "tension (ν)", "p-value"):
+            t.add_column(col, justify="left" if col == "modality" else "right")
+        t.add_column("biases ± σ")
+        t.add_column("verdict")
+        for r in a.rows:
+            biases = "\n".join(
+                f"{b.kind} {b.label if b.label != b.kind else ''}".strip()
+                + f" {b.value:.4g} ± {b.std:.2g} {b.units}"
+                for b in a.biases
+                if b.modality == r.name
+            )
+            t.add_row(
+                r.name,
+                f"{r.chi2_alone:.3f}",
+                f"{r.chi2_joint:.3f}",
+                f"{r.tension:.3g} ({r.dof:.3g})",
+                f"{r.p_value:.3g}",
+                biases or "—",
+                r.verdict,
+            )
+        tables.append(t)
+    return tables

@@ -1,0 +1,179 @@
+"""PNG plots of the posterior diagnostics (``jointinv show --plot``).
+
+Sections of posterior std (with its ratio to the prior std), resolution and
+coverage, each with the depth-of-investigation outline of the modality that
+senses the property; normalized residuals per modality; the eigen-spectra;
+and a cross-plot of the properties.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from .plotting import _core_window, _pyplot
+from .results import SavedResult
+
+
+def plot_diagnostics(saved: SavedResult, outdir: Path) -> list[Path]:
+    """Write every diagnostics plot of ``saved`` into ``outdir``; return the paths."""
+    d = saved.diagnostics
+    if d is None:
+        return []
+    paths = []
+    for prop in d.posterior_std:
+        paths.append(plot_posterior_std(saved, prop, outdir / f"posterior_std_{prop}.png"))
+        paths.append(plot_resolution(saved, prop, outdir / f"resolution_{prop}.png"))
+    for name in d.coverage:
+        paths.append(plot_coverage(saved, name, outdir / f"coverage_{name}.png"))
+    for name in d.data_fit:
+        paths.append(plot_residuals(saved, name, outdir / f"residuals_{name}.png"))
+    paths.append(plot_eigenvalues(saved, outdir / "eigenvalues.png"))
+    if len(d.correlation_properties) > 1:
+        paths.append(plot_crossplot(saved, outdir / "crossplot.png"))
+    return paths
+
+
+# --- sections -------------------------------------------------------------------
+def _grid(saved: SavedResult, values: np.ndarray) -> np.ndarray:
+    return np.asarray(values).reshape(len(saved.nodes_z) - 1, len(saved.nodes_x) - 1)
+
+
+def _doi_modality(saved: SavedResult, prop: str) -> str | None:
+    d = saved.diagnostics
+    return next((k for k, p in d.coverage_property.items() if p == prop), None)
+
+
+def _section(saved: SavedResult, ax, values: np.ndarray, *, doi: str | None, **style):
+    """One pcolormesh panel in the sensors' window, with a DOI outline."""
+    mesh = ax.pcolormesh(saved.nodes_x, saved.nodes_z, _grid(saved, values), **style)
+    if doi is not None:
+        cx = 0.5 * (saved.nodes_x[:-1] + saved.nodes_x[1:])
+        cz = 0.5 * (saved.nodes_z[:-1] + saved.nodes_z[1:])
+        mask = _grid(saved, saved.diagnostics.doi_mask[doi]).astype(float)
+        ax.contour(cx, cz, mask, levels=[0.5], colors="k", linewidths=0.8, linestyles="--")
+    x0, x1, zmin = _core_window(saved)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(max(zmin, saved.nodes_z[0]), max(saved.nodes_z[-1], 0) + 0.02 * (x1 - x0))
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("z (m, up)")
+    return mesh
+
+
+def plot_posterior_std(saved: SavedResult, prop: str, path: Path) -> Path:
+    """Posterior std of one property and its ratio to the prior std."""
+    plt = _pyplot()
+    d = saved.diagnostics
+    doi = _doi_modality(saved, prop)
+    fig, axes = plt.subplots(2, 1, figsize=(9, 6.5), constrained_layout=True)
+    m = _section(saved, axes[0], d.posterior_std[prop], doi=doi, cmap="viridis", shading="flat")
+    fig.colorbar(m, ax=axes[0], label=f"std of {d.parameter[prop]} ({d.std_units[prop]})")
+    ratio = d.posterior_std[prop] / d.prior_std[prop]
+    m = _section(saved, axes[1], ratio, doi=doi, cmap="magma", vmin=0, vmax=1, shading="flat")
+    fig.colorbar(m, ax=axes[1], label="posterior / prior std")
+    axes[0].set_title(f"{prop}: posterior std" + (f" (dashed: {doi} DOI)" if doi else ""))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_resolution(saved: SavedResult, prop: str, path: Path) -> Path:
+    """Diagonal of the model resolution matrix, log scale."""
+    from matplotlib.colors import LogNorm
+
+    plt = _pyplot()
+    d = saved.diagnostics
+    values = np.clip(d.resolution[prop], 1e-4, 1.0)
+    fig, ax = plt.subplots(figsize=(9, 3.8), constrained_layout=True)
+    doi = _doi_modality(saved, prop)
+    m = _section(saved, ax, values, doi=doi, cmap="cividis", norm=LogNorm(1e-4, 1), shading="flat")
+    fig.colorbar(m, ax=ax, label="diag(R)")
+    ax.set_title(f"{prop}: resolution ({int(d.settings.get('probes', 0))} probes)")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_coverage(saved: SavedResult, name: str, path: Path) -> Path:
+    """log10 of one modality's coverage, relative to its core maximum, with its DOI."""
+    plt = _pyplot()
+    d = saved.diagnostics
+    cov = d.coverage[name]
+    top = cov[d.core_mask].max() if d.core_mask is not None else cov.max()
+    rel = np.log10(np.maximum(cov / max(top, np.finfo(float).tiny), 1e-6))
+    fig, ax = plt.subplots(figsize=(9, 3.8), constrained_layout=True)
+    m = _section(saved, ax, rel, doi=name, cmap="plasma", vmin=-4, vmax=0, shading="flat")
+    fig.colorbar(m, ax=ax, label="log10(relative coverage)")
+    ax.set_title(f"{name}: coverage of {d.coverage_property[name]} (dashed: DOI)")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# --- data and spectra -------------------------------------------------------------
+def plot_residuals(saved: SavedResult, name: str, path: Path) -> Path:
+    """Normalized residuals per datum and their histogram against N(0, 1)."""
+    plt = _pyplot()
+    fit = saved.diagnostics.data_fit[name]
+    r = fit.normalized_residual
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
+    ax1.plot(r, ".", ms=3)
+    for level in (-3, 3):
+        ax1.axhline(level, color="r", lw=0.8, ls="--")
+    ax1.set_xlabel("datum")
+    ax1.set_ylabel("(d − G(m)) / σ")
+    ax1.set_title(f"{name}: χ² {fit.chi2:.2f}, mean {fit.mean:.2f}, std {fit.std:.2f}")
+    ax2.hist(r, bins=min(40, max(len(r) // 5, 5)), density=True, alpha=0.7)
+    x = np.linspace(-4, 4, 200)
+    ax2.plot(x, np.exp(-0.5 * x**2) / np.sqrt(2 * np.pi), "k", lw=1, label="N(0, 1)")
+    ax2.set_xlabel("normalized residual")
+    ax2.set_title(f"beyond 3σ: {100 * fit.fraction_beyond_3sigma:.1f} %")
+    ax2.legend()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_eigenvalues(saved: SavedResult, path: Path) -> Path:
+    """Eigenvalues of the prior-preconditioned data-misfit Hessians."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    for name, lam in saved.diagnostics.eigenvalues.items():
+        lam = lam[lam > 0]
+        ax.semilogy(np.arange(1, len(lam) + 1), lam, lw=2 if name == "joint" else 1, label=name)
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_xlabel("index")
+    ax.set_ylabel("λ (data information / prior)")
+    ax.legend()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_crossplot(saved: SavedResult, path: Path) -> Path:
+    """Every pair of properties (own transform) over the core cells, with the correlation."""
+    plt = _pyplot()
+    d = saved.diagnostics
+    props = d.correlation_properties
+    pairs = list(combinations(range(len(props)), 2))
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4 * len(pairs), 3.8), squeeze=False)
+    core = d.core_mask if d.core_mask is not None else slice(None)
+    values = {p: _own_transform(saved, p)[core] for p in props}
+    for ax, (i, j) in zip(axes[0], pairs):
+        a, b = props[i], props[j]
+        ax.plot(values[a], values[b], ".", ms=2, alpha=0.5)
+        ax.set_xlabel(d.parameter[a])
+        ax.set_ylabel(d.parameter[b])
+        ax.set_title(f"r = {d.correlation[i, j]:.2f}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _own_transform(saved: SavedResult, prop: str) -> np.ndarray:
+    values = saved.models[prop]
+    return np.log10(values) if saved.model_transforms.get(prop) == "log" else values

@@ -1,0 +1,147 @@
+#!/usr/bin/env python
+"""Time a batch of eight quick-start variants: serial, a 2-process pool, Dask LocalCluster(2).
+
+The eight runs are one sweep over the first two cross-gradient weights of
+``configs/quickstart.yaml``. Each mode writes its own results (``--rerun``), so
+nothing is skipped; the models of every mode are compared at the end (they must
+be identical). The mode ``serial_t1`` times the serial batch with one ERT thread
+per run, which shows how much of the machine a serial run already uses.
+
+Goals: pool ≥ 1.8× and Dask ≥ 1.7× faster than serial.
+
+On a shared machine the modes can be timed one at a time, when the machine is
+quiet, into the same folder (``--keep DIR --modes serial``, later ``--modes pool,dask``);
+the table then covers every mode timed in that folder.
+
+Usage:  python scripts/bench_batch.py [--workers 2] [--modes serial,pool,dask] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import yaml
+
+from jointinv.batch import available_cores, run_batch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SWEEP = {
+    "base": "quickstart.yaml",
+    "name": "qs",
+    "grid": {
+        "coupling.0.weight": [1.0e3, 2.0e3, 3.0e3, 5.0e3],
+        "coupling.1.weight": [5.0e2, 1.0e3],
+    },
+}
+
+
+def write_inputs(folder: Path, *, ert_threads: int | None = None) -> Path:
+    """The quick-start config (data paths made absolute) and the sweep file."""
+    raw = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
+    for modality in raw["modalities"].values():
+        modality["data"] = str((ROOT / "configs" / modality["data"]).resolve())
+    (folder / "quickstart.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    sweep = dict(SWEEP)
+    if ert_threads is not None:
+        sweep["set"] = {"modalities.ert.options.threads": ert_threads}
+    path = folder / ("sweep.yaml" if ert_threads is None else f"sweep_t{ert_threads}.yaml")
+    path.write_text(yaml.safe_dump(sweep, sort_keys=False))
+    return path
+
+
+def models(folder: Path) -> dict[str, dict[str, np.ndarray]]:
+    out = {}
+    for path in sorted(folder.glob("*.h5")):
+        with h5py.File(path, "r") as f:
+            out[path.stem] = {k: d[()] for k, d in f["models"].items()}
+    return out
+
+
+def timed(label: str, sweep: Path, out: Path, **kwargs) -> dict[str, object]:
+    load = os.getloadavg()[0]
+    print(f"{label}: starting (1-min load {load:.2f})", flush=True)
+    start = time.perf_counter()
+    result = run_batch([sweep], output_dir=out, rerun=True, **kwargs)
+    seconds = time.perf_counter() - start
+    load_end = os.getloadavg()[0]
+    failed = [o.name for o in result.outcomes if o.failed]
+    runs = [o.seconds for o in result.outcomes]
+    print(
+        f"{label}: {seconds:.1f} s wall, runs {min(runs):.1f}-{max(runs):.1f} s, "
+        f"{result.backend}, failed: {failed or 'none'}, 1-min load at the end {load_end:.2f}",
+        flush=True,
+    )
+    return {
+        "label": label,
+        "seconds": seconds,
+        "load": load,
+        "load_end": load_end,
+        "mean_run": float(np.mean(runs)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--modes",
+        default="serial,pool,dask",
+        help="comma-separated, from serial, serial_t1 (1 ERT thread per run), pool, dask",
+    )
+    parser.add_argument("--keep", type=Path, help="keep the inputs and results in this folder")
+    args = parser.parse_args()
+    folder = Path(args.keep or tempfile.mkdtemp(prefix="bench_batch_"))
+    folder.mkdir(parents=True, exist_ok=True)
+    sweep = write_inputs(folder)
+    sweep_t1 = write_inputs(folder, ert_threads=1)
+    print(f"{available_cores()} cores; inputs and results in {folder}", flush=True)
+    n = args.workers
+    modes = {
+        "serial": ("serial (--workers 1)", sweep, {"workers": 1}),
+        "serial_t1": ("serial, 1 ERT thread per run", sweep_t1, {"workers": 1}),
+        "pool": (f"pool (--workers {n})", sweep, {"workers": n}),
+        "dask": (f"Dask (--dask-local {n})", sweep, {"dask_local": n}),
+    }
+    timings_file = folder / "timings.json"
+    timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
+    for mode in args.modes.split(","):
+        label, inputs, kwargs = modes[mode]
+        timings[mode] = timed(label, inputs, folder / mode, **kwargs)
+        timings_file.write_text(json.dumps(timings, indent=2))
+    rows = [timings[m] for m in modes if m in timings]
+
+    if "serial" not in timings:
+        return
+    reference = models(folder / "serial")
+    for mode in ("serial_t1", "pool", "dask"):
+        if mode not in timings:
+            continue
+        other = models(folder / mode)
+        same = other.keys() == reference.keys() and all(
+            np.array_equal(other[r][p], reference[r][p]) for r in reference for p in reference[r]
+        )
+        print(f"models of {mode} identical to serial: {same}")
+
+    serial = timings["serial"]["seconds"]
+    print("\n| mode | wall time (s) | mean run (s) | speed-up | 1-min load at start / end |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        print(
+            f"| {row['label']} | {row['seconds']:.1f} | {row['mean_run']:.1f} | "
+            f"{serial / row['seconds']:.2f}× | {row['load']:.2f} / {row.get('load_end', 0):.2f} |"
+        )
+    if args.keep is None:
+        shutil.rmtree(folder)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,405 @@
+"""The conflict test on small linear-Gaussian problems (fast, no engines), and its
+config, bias maps and command line."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from jointinv.bias import AugmentedOperator, BiasBlock, augment, design_matrix, layout
+from jointinv.conflict import analyze, bootstrap_statistics, fixed_beta_solve, hat_traces
+from jointinv.errors import UserInputError
+from jointinv.mesh import MeshSpec, ModelMesh
+from jointinv.objective import Block, DataMisfit, Objective, Regularization
+
+MESH = ModelMesh(MeshSpec(0, 4, 2, 1.0, 1.0, n_pad_x=0, n_pad_z=0))
+P = MESH.n_cells  # 8 shared parameters
+SIZES = {"ert": 20, "traveltime": 25, "gravity": 30}
+SIGMA = 0.1
+BETA = 1e-4  # a weak prior: the χ² law of T is then (nearly) exact
+
+
+class KernelOperator:
+    """d = K m on the joint model vector, with its Jacobian matrix."""
+
+    has_jacobian = True
+
+    def __init__(self, kernel: np.ndarray) -> None:
+        self.kernel = kernel
+        self.n_data, self.n_params = kernel.shape
+
+    def forward(self, m):
+        return self.kernel @ m
+
+    def jvec(self, m, v):
+        return self.kernel @ v
+
+    def jtvec(self, m, w):
+        return self.kernel.T @ w
+
+    def jacobian(self, m):
+        return self.kernel
+
+
+class LinearSetup:
+    """Coupled: one parameter vector sensed by every operator; alone: each its own copy."""
+
+    def __init__(self, kernels, data, *, biases=()):
+        self.kernels = kernels
+        self.data = data
+        self.names = list(kernels)
+        self.biases = [
+            BiasBlock(m, "offset", np.ones((SIZES[m], 1)), ["offset"], "u") for m in biases
+        ]
+        self._cache = {}
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_cache"} | {"_cache": {}}
+
+    def bias_blocks(self):
+        return self.biases
+
+    def objective(self, names):
+        key = tuple(names)
+        if key not in self._cache:
+            misfits = [
+                DataMisfit(
+                    k, KernelOperator(self.kernels[k]), self.data[k], np.full(SIZES[k], SIGMA)
+                )
+                for k in key
+            ]
+            reg = Regularization(
+                MESH, [Block("m", 0, P)], np.zeros(P), alpha_s=1.0, alpha_x=0.0, alpha_z=0.0
+            )
+            obj = Objective(misfits, reg, [])
+            self._cache[key] = augment(obj, self.biases, P) if self.biases else obj
+        return self._cache[key]
+
+    def start(self):
+        return np.zeros(P + sum(b.size for b in self.biases))
+
+    def solve(self, objective, m0):
+        return fixed_beta_solve(objective, m0, beta=BETA, iterations=1)
+
+
+def kernels(seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {k: rng.standard_normal((n, P)) for k, n in SIZES.items()}
+
+
+def simulate(k, rng, *, offset=0.0):
+    m = rng.standard_normal(P)
+    data = {name: kk @ m + SIGMA * rng.standard_normal(len(kk)) for name, kk in k.items()}
+    data["gravity"] = data["gravity"] + offset
+    return data
+
+
+# --- statistic and calibration ------------------------------------------------------------
+def test_statistic_is_nonnegative_and_dof_is_the_parameter_difference():
+    k = kernels()
+    setup = LinearSetup(k, simulate(k, np.random.default_rng(1)))
+    a = analyze(setup)
+    assert a.statistic >= -1e-8
+    # with a weak prior the hat matrices are projections: ν = 3·8 − 8
+    assert a.dof == pytest.approx(2 * P, rel=1e-3)
+    assert [r.name for r in a.rows] == ["ert", "traveltime", "gravity"]
+    for r in a.rows:
+        assert r.chi2_alone <= r.chi2_joint + 1e-9
+
+
+def test_false_positive_rate_on_consistent_data():
+    k = kernels()
+    rng = np.random.default_rng(2)
+    n = 200
+    flagged = sum(
+        analyze(LinearSetup(k, simulate(k, rng)), attribution=False).conflict for _ in range(n)
+    )
+    rate = flagged / n
+    print(f"false-positive rate at alpha = 0.05: {rate:.3f} ({flagged}/{n})")
+    assert 0.02 <= rate <= 0.09
+
+
+def test_power_and_attribution_with_a_gravity_offset_of_three_sigma():
+    k = kernels()
+    rng = np.random.default_rng(3)
+    n = 100
+    results = [analyze(LinearSetup(k, simulate(k, rng, offset=3 * SIGMA))) for _ in range(n)]
+    power = np.mean([a.conflict for a in results])
+    named = np.mean([a.suspect == "gravity" for a in results])
+    print(f"power: {power:.2f}, attribution to gravity: {named:.2f}")
+    assert power >= 0.9
+    assert named >= 0.9
+    gravity = results[0].rows[2]
+    assert gravity.name == "gravity" and gravity.verdict == "conflict"
+
+
+def test_augmentation_recovers_the_offset_and_removes_the_conflict():
+    k = kernels()
+    rng = np.random.default_rng(4)
+    offset = 3 * SIGMA
+    data = simulate(k, rng, offset=offset)
+    assert analyze(LinearSetup(k, data)).conflict
+    a = analyze(LinearSetup(k, data, biases=["gravity"]))
+    (b,) = a.biases
+    print(f"offset {offset:g}: estimate {b.value:.4f} ± {b.std:.4f}")
+    assert abs(b.value - offset) < 2 * b.std
+    assert b.std < SIGMA  # 30 data: σ/√30 and a bit
+    assert not a.conflict
+    assert a.augmented
+    # and over many realisations the augmented test is calibrated again
+    flagged = [
+        analyze(LinearSetup(k, simulate(k, rng, offset=offset), biases=["gravity"])).conflict
+        for _ in range(60)
+    ]
+    assert np.mean(flagged) <= 0.12
+
+
+def test_hutchinson_traces_approach_the_exact_ones(monkeypatch):
+    import jointinv.conflict as conflict
+
+    k = kernels()
+    setup = LinearSetup(k, simulate(k, np.random.default_rng(5)))
+    obj = setup.objective(tuple(setup.names))
+    m = setup.solve(obj, setup.start())
+    exact = hat_traces(obj, m)
+    monkeypatch.setattr(conflict, "DENSE_LIMIT", 0)
+    probed = hat_traces(obj, m, probes=400, seed=0)
+    assert sum(probed.values()) == pytest.approx(sum(exact.values()), rel=0.1)
+    assert probed == hat_traces(obj, m, probes=400, seed=0)
+
+
+# --- bootstrap -------------------------------------------------------------------------
+def test_bootstrap_is_reproducible_serially_and_with_workers():
+    k = kernels()
+    data = simulate(k, np.random.default_rng(6), offset=SIGMA)
+    serial = analyze(LinearSetup(k, data), bootstrap=24, seed=7, attribution=False)
+    again = analyze(LinearSetup(k, data), bootstrap=24, seed=7, attribution=False)
+    pooled = analyze(LinearSetup(k, data), bootstrap=24, seed=7, workers=2, attribution=False)
+    print(f"bootstrap p: serial {serial.p_bootstrap}, 2 workers {pooled.p_bootstrap}")
+    assert serial.bootstrap_statistics == again.bootstrap_statistics
+    assert serial.bootstrap_statistics == pooled.bootstrap_statistics
+    assert serial.p_bootstrap == pooled.p_bootstrap
+    assert serial.p_value == serial.p_bootstrap
+    other = analyze(LinearSetup(k, data), bootstrap=24, seed=8, attribution=False)
+    assert other.bootstrap_statistics != serial.bootstrap_statistics
+
+
+def test_bootstrap_replicates_follow_the_chi2_law():
+    k = kernels()
+    setup = LinearSetup(k, simulate(k, np.random.default_rng(9)))
+    pred = {n: np.zeros(SIZES[n]) for n in SIZES}
+    std = {n: np.full(SIZES[n], SIGMA) for n in SIZES}
+    t = np.asarray(bootstrap_statistics(setup, pred, std, n=150, seed=0))
+    assert t.mean() == pytest.approx(2 * P, rel=0.15)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"alpha": 0.0}, "alpha must lie in (0, 1), got 0"),
+        ({"alpha": 1.5}, "alpha must lie in (0, 1), got 1.5"),
+        ({"bootstrap": -1}, "the number of bootstrap replicates must be >= 1, got -1"),
+        ({"workers": 0}, "workers must be >= 1, got 0"),
+    ],
+)
+def test_bad_options_are_user_errors(options, message):
+    k = kernels()
+    with pytest.raises(UserInputError, match=re.escape(message)):
+        analyze(LinearSetup(k, simulate(k, np.random.default_rng(0))), **options)
+
+
+# --- bias maps ----------------------------------------------------------------------------
+def test_augmented_operator_adjoint_and_derivative():
+    rng = np.random.default_rng(10)
+    kernel = rng.standard_normal((12, P))
+
+    class Quadratic(KernelOperator):
+        def forward(self, m):
+            return self.kernel @ m + 0.1 * (self.kernel @ m) ** 2
+
+        def jvec(self, m, v):
+            return (1 + 0.2 * (self.kernel @ m)) * (self.kernel @ v)
+
+        def jtvec(self, m, w):
+            return self.kernel.T @ ((1 + 0.2 * (self.kernel @ m)) * w)
+
+        def jacobian(self, m):
+            return (1 + 0.2 * (self.kernel @ m))[:, None] * self.kernel
+
+    x = np.linspace(0, 22, 12)
+    blocks = [
+        BiasBlock("g", "offset", np.ones((12, 1)), ["offset"], "mGal"),
+        BiasBlock("g", "trend", (x - x.mean())[:, None], ["trend"], "mGal/m"),
+    ]
+
+    n = layout(blocks, P)
+    op = AugmentedOperator(Quadratic(kernel), n, blocks)
+    m, v, w = rng.standard_normal(n), rng.standard_normal(n), rng.standard_normal(12)
+    assert w @ op.jvec(m, v) == pytest.approx(v @ op.jtvec(m, w), rel=1e-12)
+    np.testing.assert_allclose(op.jacobian(m) @ v, op.jvec(m, v), rtol=1e-12)
+    errors = []
+    for h in (1e-2, 1e-3):
+        r = op.forward(m + h * v) - op.forward(m) - h * op.jvec(m, v)
+        errors.append(np.linalg.norm(r))
+    assert errors[1] < errors[0] / 50  # second order
+
+
+def test_design_matrices():
+    class Gravity:
+        stations = np.array([[0.0, 0.2], [2.0, 0.2], [4.0, 0.2]])
+
+    class Traveltime:
+        shot = np.array([0, 0, 3, 3, 3])
+
+    d, labels = design_matrix("trend", Gravity, 3)
+    np.testing.assert_allclose(d[:, 0], [-2, 0, 2])
+    d, labels = design_matrix("static", Traveltime, 5)
+    assert labels == ["shot 0", "shot 3"]
+    np.testing.assert_allclose(d.sum(axis=0), [2, 3])
+    assert design_matrix("offset", None, 4)[0].shape == (4, 1)
+
+
+# --- config and command line ------------------------------------------------------------
+def two_gravity_mapping(data_b: str = "data/gravity_biased.csv", **conflict) -> dict:
+    """Two gravity surveys of one density model on a coarse mesh (fits in about a second)."""
+    from .conftest import gravity_only_mapping
+
+    raw = gravity_only_mapping()
+    raw["mesh"]["cell_size"] = {"dx": 2.0, "dz": 2.0}
+    raw["mesh"]["padding"] = {"n_x": 6, "n_z": 6, "factor": 1.4}
+    g = raw["modalities"]["gravity"]
+    raw["modalities"]["gravity_b"] = dict(g, data=data_b)
+    if conflict:
+        raw["conflict"] = conflict
+    return raw
+
+
+def invoke(*args):
+    from typer.testing import CliRunner
+
+    from jointinv.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def one_line_error(result) -> str:
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert "\n" not in line and line.startswith("error: "), result.stderr
+    return line
+
+
+@pytest.mark.parametrize(
+    ("biases", "message"),
+    [
+        (
+            {"gravity": ["bogus"]},
+            "conflict.biases.gravity.0: must be one of 'offset', 'trend', 'static' or 'shift'",
+        ),
+        ({"magnetics": ["offset"]}, "conflict.biases.magnetics: no modality 'magnetics'"),
+        (
+            {"gravity": ["static"]},
+            "conflict.biases.gravity: a gravity modality takes offset, trend",
+        ),
+    ],
+)
+def test_bad_bias_declarations_are_one_line_errors(workspace, biases, message):
+    path = workspace.write("two.yaml", two_gravity_mapping(biases=biases))
+    for command in ("validate", "conflict-test"):
+        assert message in one_line_error(invoke(command, path))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--alpha", "0"], "alpha must lie in (0, 1), got 0"),
+        (["--alpha", "1"], "alpha must lie in (0, 1), got 1"),
+        (["--bootstrap", "0"], "the number of bootstrap replicates must be >= 1, got 0"),
+        (["--workers", "0"], "workers must be >= 1, got 0"),
+    ],
+)
+def test_bad_options_are_one_line_errors(workspace, args, message):
+    path = workspace.write("two.yaml", two_gravity_mapping())
+    assert message in one_line_error(invoke("conflict-test", path, *args))
+
+
+def test_config_alpha_outside_the_unit_interval(workspace):
+    path = workspace.write("two.yaml", two_gravity_mapping(alpha=1.5))
+    assert "two.yaml: conflict.alpha: must be < 1" in one_line_error(invoke("validate", path))
+
+
+def test_cli_finds_the_biased_gravity_file_and_the_offset_explains_it(workspace, tmp_path):
+    path = workspace.write("two.yaml", two_gravity_mapping(biases={"gravity_b": ["offset"]}))
+    result = invoke("conflict-test", path, "--json", tmp_path / "r.json", "-o", tmp_path / "r.h5")
+    assert result.exit_code == 0, result.output  # the verdict rests on the augmented test
+    assert "Conflict test, data as given" in result.stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["plain"]["conflict"] and report["plain"]["p_value"] < 1e-6
+    (bias,) = report["augmented"]["biases"]
+    assert bias["modality"] == "gravity_b" and bias["units"] == "mGal"
+    assert abs(bias["value"] - 0.015) < 2 * bias["std"]
+    assert not report["augmented"]["conflict"]
+    import h5py
+
+    with h5py.File(tmp_path / "r.h5") as f:
+        assert f.attrs["exit_code"] == 0
+        assert f["plain"].attrs["conflict"]
+        assert f["augmented/biases/value"][0] == pytest.approx(bias["value"])
+
+
+def test_cli_exit_codes_of_consistent_and_conflicting_data(workspace):
+    same = workspace.write("same.yaml", two_gravity_mapping("data/gravity.csv"))
+    biased = workspace.write("two.yaml", two_gravity_mapping())
+    assert invoke("conflict-test", same).exit_code == 0
+    result = invoke("conflict-test", biased)
+    assert result.exit_code == 3
+    assert "CONFLICT" in result.stdout
+
+
+def test_config_bootstrap_is_the_same_serially_and_with_workers(workspace):
+    from jointinv.conflict import conflict_test
+
+    path = workspace.write("two.yaml", two_gravity_mapping(seed=3))
+    serial = conflict_test(path, bootstrap=4, alpha=0.25)
+    pooled = conflict_test(path, bootstrap=4, alpha=0.25, workers=2)
+    assert len(set(serial.plain.bootstrap_statistics)) == 4
+    assert serial.plain.bootstrap_statistics == pooled.plain.bootstrap_statistics
+    # the 5 σ offset: T beats every replicate, p = 1 / (N + 1)
+    assert serial.plain.p_bootstrap == pooled.plain.p_bootstrap == pytest.approx(1 / 5)
+    assert serial.exit_code == pooled.exit_code == 3
+
+
+def test_biased_sample_and_its_config():
+    from jointinv.config import load_config
+    from jointinv.readers import read_gravity_csv
+
+    from .conftest import REPO, SAMPLES
+
+    plain = read_gravity_csv(SAMPLES / "gravity.csv")
+    biased = read_gravity_csv(SAMPLES / "gravity_biased.csv")
+    np.testing.assert_allclose(biased.gz_mgal - plain.gz_mgal, 0.015, atol=1e-6)
+    np.testing.assert_allclose(biased.stations, plain.stations)
+    loaded = load_config(REPO / "configs" / "conflict_biased.yaml")
+    assert loaded.config.conflict.biases == {"gravity": ["offset"]}
+    assert loaded.resolve(loaded.config.modalities["gravity"].data).name == "gravity_biased.csv"
+
+
+@pytest.mark.slow
+def test_quickstart_with_biased_gravity(workspace):
+    """configs/conflict_biased.yaml: the 5 σ gravity offset is found, named and explained."""
+    from jointinv.conflict import conflict_test
+
+    from .conftest import quickstart_mapping
+
+    raw = quickstart_mapping()
+    raw["modalities"]["gravity"]["data"] = "data/gravity_biased.csv"
+    raw["conflict"] = {"biases": {"gravity": ["offset"]}}
+    report = conflict_test(workspace.write("biased.yaml", raw))
+    assert report.plain.conflict
+    assert report.plain.suspect == "gravity"
+    (bias,) = report.augmented.biases
+    assert abs(bias.value - 0.015) < 2 * bias.std
+    assert report.exit_code == 0
