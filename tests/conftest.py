@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -110,3 +111,13 @@ def quickstart_run(tmp_path_factory):
     import jointinv
 
     return jointinv.run(QUICKSTART, output=tmp_path_factory.mktemp("quickstart") / "joint.h5")
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """The CLI commands configure the root logger; leave it as each test found it."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import logging
 import multiprocessing
 import re
 from concurrent.futures import ProcessPoolExecutor
@@ -36,15 +35,6 @@ from .test_checkpoint import Interrupt, interrupt_after, open_every_hdf5
 
 runner = CliRunner()
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """``jointinv batch`` configures the root logger; leave it as it was."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def assert_user_error(result, *fragments: str) -> str:

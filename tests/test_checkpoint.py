@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import signal
@@ -33,15 +32,6 @@ from .conftest import Workspace, gravity_only_mapping, override, quickstart_mapp
 
 JOINTINV = Path(sys.executable).parent / "jointinv"
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """``jointinv run`` configures the root logger; leave it as it was."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def two_gravity_mapping() -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import shutil
@@ -28,15 +27,6 @@ from .conftest import QUICKSTART, Workspace, gravity_only_mapping
 JOINTINV = Path(sys.executable).parent / "jointinv"
 runner = CliRunner()
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """``jointinv run`` configures the root logger; leave it as it was."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def invoke(*args: object):

@@ -6,7 +6,6 @@ and exit code 2 from the CLI.
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any
 
@@ -28,15 +27,6 @@ ARCHIE = {"kind": "archie", "fluid_resistivity": 20, "m": 2}
 REGION = {"x": [0, 10], "z": [-5, 0]}  # 10 × 5 cells of 1 m
 NO_CELLS = {"x": [0.1, 0.4], "z": [-0.4, -0.1]}  # between cell centres
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """``jointinv run`` configures the root logger; leave it as it was."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def petro_mapping() -> dict[str, Any]:

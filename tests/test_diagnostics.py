@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from pathlib import Path
@@ -51,15 +50,6 @@ from .conftest import Workspace, gravity_only_mapping
 
 runner = CliRunner()
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """The CLI commands configure the root logger; leave it as it was."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 # --- a linear-Gaussian problem ----------------------------------------------------------
