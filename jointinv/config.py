@@ -25,11 +25,16 @@ class _Strict(BaseModel):
 
 # --- mesh --------------------------------------------------------------------
 class CoreRegion(_Strict):
-    """Core region of uniform cells (m). The surface is at z = 0, z up."""
+    """Core region of uniform cells (m), z up. Flat: the surface is z = 0.
+    With topography z is the elevation and ``depth`` counts from the lowest
+    point of the surface."""
 
     x_min: float = Field(description="Left end of the core along the profile (m).")
     x_max: float = Field(description="Right end of the core along the profile (m).")
-    depth: PositiveFloat = Field(description="Depth of the core below the surface (m).")
+    depth: PositiveFloat = Field(
+        description="Depth of the core below the surface "
+        "(m; with topography: below its lowest point)."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> CoreRegion:
@@ -51,10 +56,29 @@ class Padding(_Strict):
     )
 
 
+class Topography(_Strict):
+    """A ground surface that is not flat: cells above it are inactive, and the
+    ERT and traveltime engines work on a triangle mesh that follows it."""
+
+    source: Literal["sensors"] = Field(
+        "sensors",
+        description="'sensors': the polyline through every electrode and geophone "
+        "(x, elevation as in the data files).",
+    )
+    merge_distance: PositiveFloat = Field(
+        0.25,
+        description="Sensors of different data sets closer than this (m) are one stake: "
+        "they share one surface point (their mean position).",
+    )
+
+
 class MeshConfig(_Strict):
     core: CoreRegion
     cell_size: CellSize
     padding: Padding = Padding()
+    topography: Topography | None = Field(
+        None, description="Follow the ground surface (default: flat surface at z = 0)."
+    )
 
 
 # --- properties --------------------------------------------------------------
@@ -121,16 +145,35 @@ class ErrorModel(_Strict):
 
     For ERT the data are ln(ρa); ``relative`` is a fraction of ρa and
     ``absolute`` is in Ω·m, so std(ln ρa) = relative + absolute/ρa.
+
+    With ``from_file: true`` the file's ``err`` column is used when the file
+    has one (its values must then be positive); a file without one falls back
+    to ``relative``/``absolute`` if they are given (e.g. ``{from_file: true,
+    absolute: 0.0005}`` for traveltimes), else it is an error. The unit of an
+    ERT ``err`` column is never guessed: ``file_unit`` states it (``fraction``:
+    0.02 = 2 % of ρa; ``percent``: 2 = 2 %), unless the token line says
+    ``err/%``. Traveltime ``err`` is in s (``err/ms``: ms), gravity ``err`` in mGal.
     """
 
     relative: NonNegativeFloat = Field(0.0, description="Fraction of the datum.")
     absolute: NonNegativeFloat = Field(0.0, description="Data units (Ω·m, s, mGal).")
-    from_file: bool = Field(False, description="Use the data file's err column.")
+    from_file: bool = Field(
+        False,
+        description="Use the data file's err column (relative/absolute: fallback when the "
+        "file has none).",
+    )
+    file_unit: Literal["fraction", "percent"] | None = Field(
+        None,
+        description="Unit of an ERT file's bare 'err' column (required with from_file; "
+        "'err/%' in the file declares percent).",
+    )
 
     @model_validator(mode="after")
     def _something(self) -> ErrorModel:
         if not self.from_file and self.relative == 0 and self.absolute == 0:
             raise ValueError("give relative and/or absolute > 0, or from_file: true")
+        if self.file_unit is not None and not self.from_file:
+            raise ValueError("file_unit applies only with from_file: true")
         return self
 
 
@@ -147,8 +190,31 @@ class TraveltimeOptions(_Strict):
     )
 
 
+class GravityProfile(_Strict):
+    """The profile line onto which gravity stations in map coordinates are projected.
+
+    ``x`` along the profile is the distance (m) from ``start`` towards ``end``.
+    """
+
+    start: tuple[float, float] = Field(description="Map x, y (m) of the profile's start.")
+    end: tuple[float, float] = Field(description="Map x, y (m) of the profile's end.")
+    max_offset: PositiveFloat | None = Field(
+        None, description="Drop stations farther than this from the line (m)."
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> GravityProfile:
+        if self.start == self.end:
+            raise ValueError("start and end must be different points")
+        return self
+
+
 class GravityOptions(_Strict):
-    pass
+    profile: GravityProfile | None = Field(
+        None,
+        description="Profile line for stations given in map coordinates (x, y, z CSV, "
+        "UBC .obs/.grv); required for those files.",
+    )
 
 
 class _ModalityBase(_Strict):
@@ -175,7 +241,8 @@ class TraveltimeModality(_ModalityBase):
 
 
 class GravityModality(_ModalityBase):
-    """Vertical gravity gz (mGal) from a CSV with columns x,z,gz[,err]."""
+    """Vertical gravity gz (mGal, positive for excess mass) from a CSV with columns
+    x,z,gz[,err] or x,y,z,gz[,err], or a UBC-GIF .obs/.grv file (E N Elev gz std)."""
 
     kind: Literal["gravity"]
     options: GravityOptions = GravityOptions()

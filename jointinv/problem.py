@@ -16,7 +16,7 @@ import numpy as np
 
 from . import readers
 from .config import Config, DepthGradient, ErrorModel, LoadedConfig, build_relation
-from .data import ErtData, GravityData, TraveltimeData
+from .data import ErtData, GravityData, ProfileLine, TraveltimeData
 from .errors import ConfigError, DataError
 from .maps import Chain, Select, Transform
 from .mesh import MeshSpec, ModelMesh
@@ -90,7 +90,9 @@ class Problem:
 
 
 # --- mesh and model vector ---------------------------------------------------------
-def build_mesh(config: Config) -> ModelMesh:
+def build_mesh(config: Config, datasets: dict[str, Dataset] | None = None) -> ModelMesh:
+    """The model mesh; with ``mesh.topography`` its surface runs through the
+    electrodes and geophones of ``datasets`` (required then)."""
     c = config.mesh
     spec = MeshSpec(
         x_min=c.core.x_min,
@@ -102,7 +104,40 @@ def build_mesh(config: Config) -> ModelMesh:
         n_pad_z=c.padding.n_z,
         pad_factor=c.padding.factor,
     )
-    return ModelMesh(spec)
+    if c.topography is None:
+        return ModelMesh(spec)
+    if datasets is None:
+        raise ValueError("a mesh with topography needs the datasets (its surface runs on them)")
+    return ModelMesh(spec, surface_from_sensors(datasets, c.topography.merge_distance))
+
+
+def surface_from_sensors(datasets: dict[str, Dataset], merge_distance: float) -> np.ndarray:
+    """Ground-surface polyline (x, z; m) through every electrode and geophone.
+
+    Sensors closer than ``merge_distance`` (m) along x are one stake (the same
+    stake surveyed twice, e.g. for ERT and for refraction): they become one
+    surface point at their mean position. Gravity stations do not define the
+    surface (they may be above it).
+    """
+    points = [ds.sensors for ds in datasets.values() if ds.kind in ("ert", "traveltime")]
+    if not points:
+        raise ValueError("topography from sensors needs ERT or traveltime data")
+    xz = np.unique(np.vstack(points), axis=0)
+    xz = xz[np.argsort(xz[:, 0], kind="stable")]
+    groups = np.r_[0, np.cumsum(np.diff(xz[:, 0]) > merge_distance)]
+    count = np.bincount(groups)
+    surface = np.column_stack(
+        [np.bincount(groups, xz[:, i]) / count for i in (0, 1)]
+    )
+    shift = np.hypot(*(xz - surface[groups]).T).max()
+    log.info(
+        "topography: %d surface points from %d sensor positions (largest shift onto a "
+        "shared stake %.3g m)",
+        len(surface),
+        len(xz),
+        shift,
+    )
+    return surface
 
 
 def build_blocks(config: Config, n_cells: int) -> list[Block]:
@@ -118,10 +153,11 @@ def build_transforms(config: Config, n_cells: int) -> dict[str, Transform]:
 
 
 def property_values(spec: float | DepthGradient, mesh: ModelMesh) -> np.ndarray:
-    """A constant or a depth gradient (top at z = 0, bottom at the core's base) per cell."""
+    """A constant or a depth gradient per cell: ``top`` at the ground surface,
+    ``bottom`` at ``mesh.core.depth`` below it (and deeper)."""
     if not isinstance(spec, DepthGradient):
         return np.full(mesh.n_cells, float(spec))
-    depth = np.clip(-mesh.cell_centers[:, 1] / mesh.spec.depth, 0.0, 1.0)
+    depth = np.clip(mesh.depth_below_surface / mesh.spec.depth, 0.0, 1.0)
     return spec.top + (spec.bottom - spec.top) * depth
 
 
@@ -140,24 +176,72 @@ def starting_and_reference(
 
 
 # --- data ------------------------------------------------------------------------
-_READERS = {
-    "ert": readers.read_ert,
-    "traveltime": readers.read_traveltime,
-    "gravity": readers.read_gravity_csv,
-}
+def read_survey(
+    loaded: LoadedConfig, name: str, *, notes: list[tuple[int, str]] | None = None
+) -> ErtData | TraveltimeData | GravityData:
+    """Read one modality's data file with the reader of its kind.
+
+    Gravity files in map coordinates are projected onto the config's
+    ``options.profile`` (a missing or needless profile is a ConfigError) and one
+    line reports the projection (logged, or appended to ``notes``).
+    """
+    modality = loaded.config.modalities[name]
+    path = loaded.resolve(modality.data)
+    if not path.is_file():
+        raise ConfigError(loaded.name, f"modalities.{name}.data", f"file not found: {path}")
+    if modality.kind == "ert":
+        return readers.read_ert(path)
+    if modality.kind == "traveltime":
+        return readers.read_traveltime(path)
+    cfg = modality.options.profile
+    profile = None
+    if cfg is not None:
+        profile = ProfileLine(tuple(cfg.start), tuple(cfg.end), cfg.max_offset)
+    try:
+        survey = readers.read_gravity(path, profile)
+    except readers.GravityProfileError as exc:
+        message = (
+            f"required: {path.name} gives stations in map coordinates (x, y); set "
+            f"options.profile {{start: [x, y], end: [x, y]}} (m) to project them"
+            if exc.needed
+            else f"{path.name} gives x along the profile already (x, z columns); remove "
+            f"options.profile"
+        )
+        raise ConfigError(loaded.name, f"modalities.{name}.options.profile", message) from None
+    if survey.offset_m is not None:
+        dropped = (
+            f"; dropped {survey.n_dropped} farther than max_offset {cfg.max_offset:g} m"
+            if cfg is not None and cfg.max_offset is not None
+            else ""
+        )
+        _note(
+            notes,
+            logging.INFO,
+            "%s: projected %d stations of %s onto the profile (offset up to %.4g m)%s",
+            name,
+            survey.n_data,
+            path.name,
+            float(survey.offset_m.max()),
+            dropped,
+        )
+    return survey
 
 
 def load_datasets(loaded: LoadedConfig) -> dict[str, Dataset]:
-    """Read every data file and apply the error models (no engine is imported)."""
+    """Read every data file and apply the error models.
+
+    No engine is imported, except pyGIMLi for ERT files over topography
+    without geometric factors (numerical k, :mod:`jointinv.engines.geometric`).
+    """
     out = {}
+    notes: list[tuple[int, str]] = []  # logged once every file is read (one-line errors)
     for name, modality in loaded.config.modalities.items():
-        path = loaded.resolve(modality.data)
-        if not path.is_file():
-            raise ConfigError(loaded.name, f"modalities.{name}.data", f"file not found: {path}")
-        survey = _READERS[modality.kind](path)
+        survey = read_survey(loaded, name, notes=notes)
         observed = _observed(modality.kind, survey)
-        std = _std(loaded, name, modality.kind, survey, modality.error)
+        std = _std(loaded, name, modality.kind, survey, modality.error, notes=notes)
         out[name] = Dataset(name, modality.kind, survey, observed, std)
+    for level, text in notes:
+        log.log(level, "%s", text)
     return out
 
 
@@ -180,22 +264,155 @@ def _observed(kind: str, survey: Any) -> np.ndarray:
 
 
 def _file_errors(kind: str, survey: Any) -> np.ndarray | None:
+    """The file's err column as read (ERT: in the file's unit)."""
     if kind == "ert":
-        return survey.relative_error
+        return survey.err
     if kind == "traveltime":
         return survey.error_s
     return survey.error_mgal
 
 
-def _std(loaded: LoadedConfig, name: str, kind: str, survey: Any, error: ErrorModel) -> np.ndarray:
-    field = f"modalities.{name}.error"
-    if error.from_file:
-        std = _file_errors(kind, survey)
-        if std is None:
+def _check_file_errors(survey: Any, err: np.ndarray) -> None:
+    """File errors used as standard deviations must be positive (DataError at the line)."""
+    bad = np.flatnonzero(~(err > 0))
+    if bad.size:
+        i = bad[0]
+        lines = survey.line_numbers
+        line = int(lines[i]) if lines is not None else None
+        column = "std" if Path(survey.source).suffix.lower() in (".obs", ".grv") else "err"
+        raise DataError(
+            survey.source,
+            line,
+            f"error '{column}' is {err[i]:g}; errors must be positive ({bad.size} such data; "
+            f"raise the small ones, or use relative/absolute instead of from_file)",
+        )
+
+
+def _ert_err_fraction(loaded: LoadedConfig, field: str, survey: ErtData, error: ErrorModel) -> str:
+    """The unit of an ERT file's err column: the token's ``err/%`` or ``error.file_unit``."""
+    fname = Path(survey.source).name
+    if survey.err_unit == "percent":
+        if error.file_unit == "fraction":
             raise ConfigError(
-                loaded.name, f"{field}.from_file", f"{Path(survey.source).name} has no err column"
+                loaded.name,
+                f"{field}.file_unit",
+                f"is 'fraction' but {fname} declares its err column in percent ('err/%'); "
+                f"set file_unit: percent or remove it",
             )
-        return np.asarray(std, dtype=float)
+        return "percent"
+    if error.file_unit is None:
+        raise ConfigError(
+            loaded.name,
+            f"{field}.file_unit",
+            f"required with from_file: the 'err' column of {fname} has no unit; state "
+            f"file_unit: fraction (0.02 = 2 %) or percent (2 = 2 %)",
+        )
+    return error.file_unit
+
+
+def _note(notes: list[tuple[int, str]] | None, level: int, message: str, *args: Any) -> None:
+    """Log now, or keep the line in ``notes`` to log later."""
+    if notes is None:
+        log.log(level, message, *args)
+    else:
+        notes.append((level, message % args))
+
+
+def _describe(kind: str, error: ErrorModel) -> str:
+    """The config's relative/absolute error model in words, in the data's units."""
+    units = {"ert": ("ohm*m", 1.0), "traveltime": ("ms", 1e3), "gravity": ("mGal", 1.0)}
+    unit, scale = units[kind]
+    parts = []
+    if error.relative:
+        parts.append(f"{100 * error.relative:g} %")
+    if error.absolute or not parts:
+        parts.append(f"{scale * error.absolute:g} {unit}")
+    return " + ".join(parts)
+
+
+def _std(
+    loaded: LoadedConfig,
+    name: str,
+    kind: str,
+    survey: Any,
+    error: ErrorModel,
+    *,
+    notes: list[tuple[int, str]] | None = None,
+) -> np.ndarray:
+    """Standard deviation of each datum (data units; ERT: of ln ρa) from the error model.
+
+    Logs one line saying which error model is used for the modality (or appends it
+    to ``notes``, for the caller to log once every file has been read).
+    """
+    field = f"modalities.{name}.error"
+    fname = Path(survey.source).name
+    if error.file_unit is not None and kind != "ert":
+        unit = "s ('err/ms': ms)" if kind == "traveltime" else "mGal"
+        raise ConfigError(
+            loaded.name,
+            f"{field}.file_unit",
+            f"applies only to ERT err columns; a {kind} err column is in {unit}",
+        )
+    raw = _file_errors(kind, survey)
+    if error.from_file and raw is not None:
+        raw = np.asarray(raw, dtype=float)
+        _check_file_errors(survey, raw)
+        if kind == "ert":
+            unit = _ert_err_fraction(loaded, field, survey, error)
+            std = raw / 100.0 if unit == "percent" else raw.copy()
+            if unit == "fraction" and std.max() > 1:
+                _note(
+                    notes,
+                    logging.WARNING,
+                    "%s: err column of %s reaches %g (%g %%) as a fraction; is it in percent?",
+                    name,
+                    fname,
+                    std.max(),
+                    100 * std.max(),
+                )
+            _note(
+                notes,
+                logging.INFO,
+                "%s: using the err column of %s (%s), %.3g .. %.3g %% of rhoa",
+                name,
+                fname,
+                unit,
+                100 * std.min(),
+                100 * std.max(),
+            )
+        else:
+            std = raw.copy()
+            scale, unit = (1e3, "ms") if kind == "traveltime" else (1.0, "mGal")
+            _note(
+                notes,
+                logging.INFO,
+                "%s: using the err column of %s, %.3g .. %.3g %s",
+                name,
+                fname,
+                scale * std.min(),
+                scale * std.max(),
+                unit,
+            )
+        return std
+    if error.from_file:
+        if error.relative == 0 and error.absolute == 0:
+            raise ConfigError(
+                loaded.name,
+                f"{field}.from_file",
+                f"{fname} has no err column; add relative and/or absolute as its default",
+            )
+        _note(
+            notes,
+            logging.WARNING,
+            "%s: %s has no err column; using the config's default %s",
+            name,
+            fname,
+            _describe(kind, error),
+        )
+    else:
+        note = "; the file's err column is not used" if raw is not None else ""
+        model = _describe(kind, error)
+        _note(notes, logging.INFO, "%s: error model %s (config)%s", name, model, note)
     if kind == "ert":
         std = error.relative + error.absolute / survey.apparent_resistivity
     else:
@@ -213,7 +430,8 @@ def _std(loaded: LoadedConfig, name: str, kind: str, survey: Any, error: ErrorMo
 
 
 def check_sensors(mesh: ModelMesh, dataset: Dataset, source: str) -> None:
-    """Sensors must lie in the core region; electrodes and geophones on mesh nodes."""
+    """Sensors must lie in the core region. Flat mesh: electrodes and geophones
+    on mesh nodes. Topography: on the ground surface (they define it)."""
     spec = mesh.spec
     xz = dataset.sensors
     outside = np.flatnonzero((xz[:, 0] < spec.x_min) | (xz[:, 0] > spec.x_max))
@@ -225,24 +443,41 @@ def check_sensors(mesh: ModelMesh, dataset: Dataset, source: str) -> None:
             f"sensor {i + 1} at x = {xz[i, 0]:g} m lies outside the mesh core "
             f"[{spec.x_min:g}, {spec.x_max:g}] m; widen mesh.core",
         )
-    if dataset.kind == "gravity":
+    if dataset.kind == "gravity" or mesh.has_topography:
         return
     for axis, nodes, label in ((0, mesh.nodes_x, "x"), (1, mesh.nodes_z, "z")):
         gap = np.abs(xz[:, axis, None] - nodes[None, :]).min(axis=1)
         off = np.flatnonzero(gap > NODE_TOLERANCE_M)
         if off.size:
             i = off[0]
+            hint = (
+                "; for absolute elevations or a surface that is not flat, set mesh.topography"
+                if label == "z"
+                else ""
+            )
             raise DataError(
                 source,
                 None,
                 f"sensor {i + 1} at {label} = {xz[i, axis]:g} m is not on a mesh node; "
-                "choose mesh.cell_size so that every sensor falls on a node",
+                f"choose mesh.cell_size so that every sensor falls on a node{hint}",
             )
 
 
 # --- engines -----------------------------------------------------------------------
-def build_simulation(kind: str, mesh: ModelMesh, survey: Any, options: Any) -> Any:
-    """The engine's simulation for one modality (imports the engine lazily)."""
+def sensor_tolerance(config: Config) -> float:
+    """How far (m) a sensor may move onto the ground surface or a mesh node."""
+    topo = config.mesh.topography
+    return NODE_TOLERANCE_M if topo is None else topo.merge_distance
+
+
+def build_simulation(
+    kind: str, mesh: ModelMesh, survey: Any, options: Any, *, sensor_tolerance: float = 1e-3
+) -> Any:
+    """The engine's simulation for one modality (imports the engine lazily).
+
+    ``sensor_tolerance`` (m): how far a sensor may be moved onto the shared
+    ground surface (topography) or onto a mesh node (flat).
+    """
     if kind == "ert":
         from .engines.ert import ErtSimulation
 
@@ -252,6 +487,8 @@ def build_simulation(kind: str, mesh: ModelMesh, survey: Any, options: Any) -> A
             survey.abmn,
             singularity_removal=options.singularity_removal,
             threads=options.threads,
+            geometric_factors=getattr(survey, "geometric_factor", None),
+            sensor_tolerance=sensor_tolerance,
         )
     if kind == "traveltime":
         from .engines.traveltime import TraveltimeSimulation
@@ -262,6 +499,7 @@ def build_simulation(kind: str, mesh: ModelMesh, survey: Any, options: Any) -> A
             survey.shot,
             survey.geophone,
             secondary_nodes=options.secondary_nodes,
+            sensor_tolerance=sensor_tolerance,
         )
     from .engines.gravity import GravitySimulation
 
@@ -366,20 +604,23 @@ def build_problem(loaded: LoadedConfig, *, only: list[str] | None = None) -> Pro
         sense), e.g. for single-method inversions of the same data.
     """
     config = loaded.config
-    mesh = build_mesh(config)
+    datasets = load_datasets(loaded)
+    mesh = build_mesh(config, datasets)  # every data set shapes the surface
     block_list = build_blocks(config, mesh.n_cells)
     blocks = {b.name: b for b in block_list}
     transforms = build_transforms(config, mesh.n_cells)
     relations = {name: build_relation(d.relation) for name, d in config.derived.items()}
     m0, mref = starting_and_reference(config, mesh, block_list, transforms)
-    datasets = load_datasets(loaded)
     if only is not None:
         datasets = {k: v for k, v in datasets.items() if k in only}
+    tolerance = sensor_tolerance(config)
     misfits, clocks = [], []
     for name, ds in datasets.items():
         modality = config.modalities[name]
         check_sensors(mesh, ds, ds.survey.source)
-        sim = build_simulation(ds.kind, mesh, ds.survey, modality.options)
+        sim = build_simulation(
+            ds.kind, mesh, ds.survey, modality.options, sensor_tolerance=tolerance
+        )
         maps = property_maps(config, modality.property, blocks, transforms, relations, len(m0))
         op = ForwardOperator(sim, Chain([*maps, sim.transfer]))
         target = modality.chi2_target or config.inversion.chi2_target

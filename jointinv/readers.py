@@ -34,30 +34,64 @@ Rules used here:
   are ``x z`` and 3 columns are ``x y z``. The elevation is ``z`` for ``x z``,
   ``y`` for ``x y`` (pyGIMLi 2D convention), and for ``x y z`` it is ``z`` when
   all ``y`` are zero, else ``y`` when all ``z`` are zero; both nonzero is an
-  error (3D coordinates are not supported yet). ``x`` alone gives elevation 0.
+  error (a 3D layout). ``x`` alone gives elevation 0. Elevations are returned
+  as written (absolute elevations are kept). Two sensors at the same position
+  are an error.
 * Sensor indices are 1-based in the file and 0-based in the containers. For ERT,
   ``0`` or ``-1`` in ``b`` or ``n`` is a remote electrode (stored as -1); a file
   without a ``b`` (or ``n``) column is a pole array (all -1).
 * A ``valid`` column, if present, drops the rows where it is 0 (no other checks
   are made on those rows).
-* ERT apparent resistivity: ``rhoa`` if present; else ``r * k``; else
-  ``u / i * k``. Without ``k``, the flat-surface k = 2π / (1/AM − 1/BM − 1/AN
-  + 1/BN) is used (remote terms dropped), only if all sensors share one
-  elevation.
+* ERT geometric factor ``k`` (m): the file's ``k`` column if it has one
+  without zeros (a column of zeros, as written by some tools next to
+  ``rhoa``, counts as absent); else, if all electrodes share one elevation,
+  the flat half-space k = 2π / (1/AM − 1/BM − 1/AN + 1/BN) (remote terms
+  dropped); else (topography) k computed numerically with pyGIMLi
+  (:mod:`jointinv.engines.geometric`).
+* ERT apparent resistivity (Ω·m): ``rhoa`` if present; else ``k * r``; else
+  ``k * u / i`` (r = u/i, Ω).
+* Errors in ``err`` columns are read as they are; zero or negative values are
+  rejected (with their line) only when the error model uses the file's errors.
+* A datum that uses one sensor twice (ERT a, b, m, n; traveltime s = g) is an
+  error; so is a traveltime that is not positive.
+
+Gravity files
+-------------
+* CSV with a header: ``x,z,gz[,err]`` (x along the profile) or
+  ``x,y,z,gz[,err]`` (map coordinates, projected onto a profile line).
+* UBC-GIF GRAV3D observations (``.obs``, ``.grv``): the number of data on the
+  first line, then ``E N Elev gz [std]`` rows (m, m, m, mGal, mGal); lines
+  starting with ``!`` are comments. Map coordinates, so a profile is needed.
+
+``gz`` (mGal) is positive for excess mass in jointinv, which is also the UBC
+convention (gz positive down), so UBC values are used as they are. (SimPEG's
+``read_grav3d_ubc`` flips the sign to its z-up convention: jointinv gz =
+−SimPEG ``dobs``.) Elevations ``z`` are in m, up.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .data import ErtData, GravityData, TraveltimeData
+from .data import ErtData, GravityData, ProfileLine, TraveltimeData
 from .errors import DataError
 
-__all__ = ["read_ert", "read_traveltime", "read_gravity_csv"]
+__all__ = [
+    "GravityProfileError",
+    "project_to_profile",
+    "read_ert",
+    "read_gravity",
+    "read_gravity_csv",
+    "read_gravity_ubc",
+    "read_traveltime",
+]
+
+log = logging.getLogger(__name__)
 
 # Coordinates whose magnitude is below this (m) count as zero / equal.
 _COORD_TOL = 1e-6
@@ -294,8 +328,8 @@ def _read_sensors(source: str, rows: _Lines) -> tuple[int, np.ndarray]:
                 source,
                 int(lines[iy]),
                 f"sensors have nonzero y (first on line {lines[iy]}) and nonzero z (first on "
-                f"line {lines[iz]}): the profile must be 2D, with x along it and y or z as "
-                f"elevation (projection of 3D coordinates is not supported yet, issue #7)",
+                f"line {lines[iz]}): a 2D profile needs x along it and the elevation in y "
+                f"(x y files) or in z (x y z files with y all 0)",
             )
         elev = col["y"] if y_nonzero.any() else col["z"]
     elif "z" in col:
@@ -304,7 +338,26 @@ def _read_sensors(source: str, rows: _Lines) -> tuple[int, np.ndarray]:
         elev = col["y"]
     else:
         elev = np.zeros(n_sensors)
-    return n_sensors, np.column_stack([x, elev]).astype(float)
+    xz = np.column_stack([x, elev]).astype(float)
+    _check_duplicate_sensors(source, xz, lines)
+    return n_sensors, xz
+
+
+def _check_duplicate_sensors(source: str, xz: np.ndarray, lines: np.ndarray) -> None:
+    """Two sensor rows at the same (x, elevation) are an error, at the later row."""
+    key = np.round(xz / _COORD_TOL).astype(np.int64)
+    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    dup = first[inverse] != np.arange(len(xz))
+    if dup.any():
+        k = int(np.argmax(dup))
+        j = int(first[inverse[k]])
+        raise DataError(
+            source,
+            int(lines[k]),
+            f"sensor {k + 1} repeats the position of sensor {j + 1} (line {lines[j]}): "
+            f"x = {_fmt(xz[k, 0])} m, elevation {_fmt(xz[k, 1])} m; list each sensor once",
+        )
 
 
 def _read_unified(path: str | Path, kind: str) -> _Unified:
@@ -466,40 +519,27 @@ def _indices(u: _Unified, name: str, remote_ok: bool) -> np.ndarray:
     return np.where(remote, -1, idx - 1)
 
 
-_POSITIVE_HINT = {
-    "error": "errors must be positive (raise the small ones or drop the 'err' column)",
-    "traveltime": "traveltimes must be positive (fix or remove this pick)",
-}
-
-
-def _check_positive(u: _Unified, name: str, values: np.ndarray, what: str) -> None:
+def _check_positive(u: _Unified, name: str, values: np.ndarray) -> None:
+    """Traveltimes must be positive."""
     bad = values <= 0
     if bad.any():
         i = int(np.argmax(bad))
         raise DataError(
             u.source,
             int(u.row_lines[i]),
-            f"{what} '{name}' is {_fmt(values[i])}; {_POSITIVE_HINT[what]}",
+            f"traveltime '{name}' is {_fmt(values[i])}; traveltimes must be positive "
+            f"(fix or remove this pick)",
         )
 
 
 # --------------------------------------------------------------------------- ERT
 
 
-def _flat_geometric_factor(u: _Unified, abmn: np.ndarray, from_what: str) -> np.ndarray:
+def _flat_geometric_factor(u: _Unified, abmn: np.ndarray) -> np.ndarray:
     """k = 2π / (1/AM − 1/BM − 1/AN + 1/BN) on a flat surface (remote terms dropped)."""
-    elev = u.sensors[:, 1]
-    if np.ptp(elev) > _COORD_TOL:
-        raise DataError(
-            u.source,
-            u.token_line,
-            f"geometric factors for topography are not supported yet: the data give "
-            f"{from_what} without 'k' and the electrodes are not all at one elevation "
-            f"({_fmt(elev.min())} .. {_fmt(elev.max())} m); add a 'k' or 'rhoa' column "
-            f"(e.g. numerical k from pyGIMLi)",
-        )
     x = u.sensors[:, 0]
     g = np.zeros(len(abmn))
+    scale = np.zeros(len(abmn))
     pairs = ((0, 2, 1.0), (1, 2, -1.0), (0, 3, -1.0), (1, 3, 1.0))  # AM, BM, AN, BN
     letters = "abmn"
     for p, q, sign in pairs:
@@ -515,13 +555,9 @@ def _flat_geometric_factor(u: _Unified, abmn: np.ndarray, from_what: str) -> np.
                 f"electrodes {letters[p]} = {ip[i] + 1} and {letters[q]} = {iq[i] + 1} are at "
                 f"the same position (x = {_fmt(x[ip[i]])} m), so k cannot be computed",
             )
-        g += np.where(used, sign / np.where(used, dist, 1.0), 0.0)
-    scale = np.zeros(len(abmn))
-    for p, q, _ in pairs:
-        ip, iq = abmn[:, p], abmn[:, q]
-        used = (ip >= 0) & (iq >= 0)
-        dist = np.abs(x[np.where(used, ip, 0)] - x[np.where(used, iq, 0)])
-        scale = np.maximum(scale, np.where(used, 1.0 / np.where(used, dist, 1.0), 0.0))
+        inv = np.where(used, 1.0 / np.where(used, dist, 1.0), 0.0)
+        g += sign * inv
+        scale = np.maximum(scale, inv)
     null = np.abs(g) <= 1e-12 * scale
     if null.any():
         i = int(np.argmax(null))
@@ -534,20 +570,42 @@ def _flat_geometric_factor(u: _Unified, abmn: np.ndarray, from_what: str) -> np.
     return 2.0 * np.pi / g
 
 
+def _computed_geometric_factor(u: _Unified, abmn: np.ndarray) -> tuple[np.ndarray, str]:
+    """Analytic k for flat electrodes, numerical (pyGIMLi) k over topography."""
+    elev = u.sensors[:, 1]
+    if np.ptp(elev) <= _COORD_TOL:
+        return _flat_geometric_factor(u, abmn), "analytic"
+    from .engines.geometric import numerical_geometric_factors
+
+    log.info(
+        "%s: no geometric factors in the file and the electrodes have topography "
+        "(elevation %s .. %s m): computing them numerically with pyGIMLi",
+        Path(u.source).name,
+        _fmt(elev.min()),
+        _fmt(elev.max()),
+    )
+    return numerical_geometric_factors(u.sensors, abmn), "numerical"
+
+
 def read_ert(path: str | Path) -> ErtData:
     """Read ERT data in the pyGIMLi unified format (``.ohm``, ``.dat``, ``.data``).
 
     Parameters
     ----------
     path : str or Path
-        The data file.
+        The data file. Data columns ``a b m n`` (1-based; 0 or -1 in ``b``/``n``
+        is a remote electrode) and ``rhoa`` (Ω·m), or ``r`` (Ω), or ``u`` (V)
+        and ``i`` (A); optionally ``k`` (m), ``err`` and ``valid``.
 
     Returns
     -------
     ErtData
-        Electrode (x, elevation), 0-based ``abmn`` (-1 = remote), apparent
-        resistivity (Ω·m; negative values are kept) and the ``err`` column as a
-        fraction (``err/%`` is divided by 100), or None without an ``err`` column.
+        Electrodes (x, elevation as in the file, m), 0-based ``abmn``
+        (-1 = remote), apparent resistivity (Ω·m; negative values are kept),
+        the geometric factor k (m) with its source (``"file"``, ``"analytic"``
+        for flat electrodes, ``"numerical"`` with topography, computed with
+        pyGIMLi), and the ``err`` column as written (``err_unit`` is
+        ``"percent"`` for an ``err/%`` token, else None), or None.
 
     Raises
     ------
@@ -588,43 +646,51 @@ def read_ert(path: str | Path) -> ErtData:
         j = u.col(name)
         return None if j is None else u.values[:, j]
 
-    def k_values(from_what: str) -> np.ndarray:
-        k = column("k")
-        if k is None:
-            return _flat_geometric_factor(u, abmn, from_what)
-        zero = k == 0
-        if zero.any():
-            i = int(np.argmax(zero))
-            raise DataError(
-                u.source,
-                int(u.row_lines[i]),
-                f"geometric factor 'k' is 0; needed to compute rhoa from {from_what}",
-            )
-        return k
-
     rhoa = column("rhoa")
-    if rhoa is None:
-        r = column("r")
+    r = column("r")
+    r_from = "'r'"
+    if rhoa is None and r is None:
         cu, ci = column("u"), column("i")
-        if r is not None:
-            rhoa = r * k_values("'r'")
-        elif cu is not None and ci is not None:
-            zero = ci == 0
-            if zero.any():
-                i = int(np.argmax(zero))
-                raise DataError(
-                    u.source, int(u.row_lines[i]), "current 'i' is 0, so r = u/i is undefined"
-                )
-            rhoa = cu / ci * k_values("'u' and 'i'")
-        else:
+        if cu is None or ci is None:
             raise DataError(
                 u.source,
                 tl,
                 f"the data columns ({u.token_list()}) give no apparent resistivity: add a "
                 f"'rhoa' column, or 'r' (ohm), or 'u' (V) and 'i' (A)",
             )
+        zero = ci == 0
+        if zero.any():
+            i = int(np.argmax(zero))
+            raise DataError(
+                u.source, int(u.row_lines[i]), "current 'i' is 0, so r = u/i is undefined"
+            )
+        r, r_from = cu / ci, "'u' and 'i'"
 
-    err = None
+    k_file = column("k")
+    if k_file is not None and (k_file == 0).all():
+        k_file = None  # a column of zeros (e.g. luneplateP3start.dat): no k given
+    if k_file is not None and (k_file == 0).any():
+        if rhoa is None:
+            i = int(np.argmax(k_file == 0))
+            raise DataError(
+                u.source,
+                int(u.row_lines[i]),
+                f"geometric factor 'k' is 0; needed to compute rhoa from {r_from}",
+            )
+        log.warning(
+            "%s: the 'k' column has zeros; computing every geometric factor instead",
+            Path(u.source).name,
+        )
+        k_file = None
+    if k_file is not None:
+        k, k_source = k_file.copy(), "file"
+    else:
+        k, k_source = _computed_geometric_factor(u, abmn)
+    if rhoa is None:
+        assert r is not None
+        rhoa = r * k
+
+    err, err_unit = None, None
     j = u.col("err")
     if j is not None:
         unit = u.tokens[j].unit
@@ -632,19 +698,22 @@ def read_ert(path: str | Path) -> ErtData:
             raise DataError(
                 u.source,
                 tl,
-                f"unsupported unit '{unit}' for 'err': use 'err' (a fraction of rhoa) "
-                f"or 'err/%' (percent)",
+                f"unsupported unit '{unit}' for 'err': use 'err' (unit given by the config's "
+                f"error.file_unit) or 'err/%' (percent)",
             )
-        raw = u.values[:, j]
-        _check_positive(u, u.tokens[j].text, raw, "error")
-        err = raw / 100.0 if unit == "%" else raw.copy()
+        err = u.values[:, j].copy()
+        err_unit = "percent" if unit == "%" else None
 
     return ErtData(
         electrodes=u.sensors,
         abmn=abmn,
         apparent_resistivity=np.asarray(rhoa, dtype=float).copy(),
-        relative_error=err,
+        geometric_factor=np.asarray(k, dtype=float),
+        geometric_factor_source=k_source,
+        err=err,
+        err_unit=err_unit,
         source=u.source,
+        line_numbers=u.row_lines.copy(),
     )
 
 
@@ -666,8 +735,9 @@ def read_traveltime(path: str | Path) -> TraveltimeData:
     Returns
     -------
     TraveltimeData
-        Sensor (x, elevation), 0-based shot and geophone indices, traveltimes
-        and errors (s; None without an ``err`` column).
+        Sensor (x, elevation as in the file, m), 0-based shot and geophone
+        indices, traveltimes and errors (s; None without an ``err`` column;
+        the errors are checked only when the error model uses them).
 
     Raises
     ------
@@ -686,6 +756,15 @@ def read_traveltime(path: str | Path) -> TraveltimeData:
         )
     shot = _indices(u, "s", remote_ok=False)
     geophone = _indices(u, "g", remote_ok=False)
+    same = shot == geophone
+    if same.any():
+        i = int(np.argmax(same))
+        raise DataError(
+            u.source,
+            int(u.row_lines[i]),
+            f"shot and geophone are the same sensor (s = g = {shot[i] + 1}); a pick needs "
+            f"a geophone away from the shot",
+        )
 
     def seconds(name: str) -> np.ndarray:
         j = u.col(name)
@@ -699,7 +778,8 @@ def read_traveltime(path: str | Path) -> TraveltimeData:
                 f"'{name}/s') or milliseconds ('{name}/ms')",
             )
         raw = u.values[:, j]
-        _check_positive(u, u.tokens[j].text, raw, "traveltime" if name == "t" else "error")
+        if name == "t":
+            _check_positive(u, u.tokens[j].text, raw)
         return raw * _TIME_UNITS[unit]
 
     t = seconds("t")
@@ -711,27 +791,145 @@ def read_traveltime(path: str | Path) -> TraveltimeData:
         traveltime_s=t,
         error_s=err,
         source=u.source,
+        line_numbers=u.row_lines.copy(),
     )
 
 
 # --------------------------------------------------------------------------- gravity
 
 
-_GRAVITY_COLUMNS = ("x", "z", "gz", "err")
+class GravityProfileError(DataError):
+    """Gravity stations and the profile option do not fit together.
+
+    ``needed`` is True when the file gives map coordinates (x, y) and no
+    profile line was given, False when a profile was given for a file whose
+    ``x`` already runs along the profile. The config layer turns it into a
+    :class:`~jointinv.errors.ConfigError` on ``options.profile``.
+    """
+
+    def __init__(self, source: str, line: int | None, message: str, *, needed: bool) -> None:
+        super().__init__(source, line, message)
+        self.needed = needed
 
 
-def read_gravity_csv(path: str | Path) -> GravityData:
-    """Read a gravity profile from a CSV file.
+def project_to_profile(xy: np.ndarray, profile: ProfileLine) -> tuple[np.ndarray, np.ndarray]:
+    """Project map coordinates onto a straight profile line.
 
-    The first non-comment line is a header naming the columns ``x, z, gz`` and
-    optionally ``err`` (case-insensitive, any order); lines starting with ``#``
-    and blank lines are skipped. ``x`` and ``z`` (elevation) are in m, ``gz``
-    and ``err`` in mGal.
+    Parameters
+    ----------
+    xy : ndarray, shape (n, 2)
+        Map coordinates (m).
+    profile : ProfileLine
+
+    Returns
+    -------
+    x_profile, offset : ndarray, shape (n,)
+        Distance along the line from ``profile.start`` towards ``profile.end``
+        (m; negative before the start) and perpendicular distance from the
+        line (m, ≥ 0).
+    """
+    start = np.asarray(profile.start, dtype=float)
+    direction = np.asarray(profile.end, dtype=float) - start
+    length = float(np.hypot(*direction))
+    if length == 0:
+        raise ValueError("the profile's start and end are the same point")
+    unit = direction / length
+    rel = np.asarray(xy, dtype=float) - start
+    along = rel @ unit
+    offset = np.abs(rel[:, 0] * unit[1] - rel[:, 1] * unit[0])
+    return along, offset
+
+
+def _gravity_data(
+    source: str,
+    xyz: np.ndarray,
+    gz: np.ndarray,
+    err: np.ndarray | None,
+    row_lines: np.ndarray,
+    profile: ProfileLine | None,
+    header_line: int | None,
+) -> GravityData:
+    """Build GravityData from (x, z) or (x, y, z) stations, projecting 3D ones."""
+    name = Path(source).name
+    if xyz.shape[1] == 2:
+        if profile is not None:
+            raise GravityProfileError(
+                source,
+                header_line,
+                "stations are already given along the profile (x, z); remove options.profile",
+                needed=False,
+            )
+        return GravityData(
+            stations=xyz.copy(), gz_mgal=gz, error_mgal=err, source=source, line_numbers=row_lines
+        )
+    if profile is None:
+        raise GravityProfileError(
+            source,
+            header_line,
+            "stations are given in map coordinates (x, y, z); set options.profile "
+            "{start: [x, y], end: [x, y]} (m) to project them onto the profile",
+            needed=True,
+        )
+    along, offset = project_to_profile(xyz[:, :2], profile)
+    keep = np.ones(len(gz), dtype=bool)
+    if profile.max_offset is not None:
+        keep = offset <= profile.max_offset
+        if not keep.any():
+            raise DataError(
+                source,
+                None,
+                f"all {len(gz)} stations lie farther than max_offset = "
+                f"{_fmt(profile.max_offset)} m from the profile line (nearest: "
+                f"{_fmt(offset.min())} m); check options.profile",
+            )
+    log.debug(
+        "gravity: %s: projected %d stations onto the profile (offset %s .. %s m, x %s .. %s m)%s",
+        name,
+        int(keep.sum()),
+        _fmt(offset[keep].min()),
+        _fmt(offset[keep].max()),
+        _fmt(along[keep].min()),
+        _fmt(along[keep].max()),
+        f"; dropped {int((~keep).sum())} farther than max_offset {_fmt(profile.max_offset)} m"
+        if profile.max_offset is not None
+        else "",
+    )
+    return GravityData(
+        stations=np.column_stack([along, xyz[:, 2]])[keep],
+        gz_mgal=gz[keep],
+        error_mgal=None if err is None else err[keep],
+        source=source,
+        line_numbers=row_lines[keep],
+        map_xy=xyz[keep, :2].copy(),
+        offset_m=offset[keep],
+        n_dropped=int((~keep).sum()),
+    )
+
+
+_GRAVITY_COLUMNS = ("x", "y", "z", "gz", "err")
+
+
+def read_gravity_csv(path: str | Path, profile: ProfileLine | None = None) -> GravityData:
+    """Read gravity stations from a CSV file.
+
+    The first non-comment line is a header naming the columns ``x, z, gz``
+    (x along the profile) or ``x, y, z, gz`` (map coordinates, projected onto
+    ``profile``), and optionally ``err`` (case-insensitive, any order); lines
+    starting with ``#`` and blank lines are skipped. ``x``, ``y`` and ``z``
+    (elevation, up) are in m, ``gz`` (positive for excess mass) and ``err`` in
+    mGal.
+
+    Parameters
+    ----------
+    path : str or Path
+    profile : ProfileLine, optional
+        Required for ``x, y, z`` files; not allowed for ``x, z`` files.
 
     Raises
     ------
     DataError
-        For any problem in the file, naming the file and line.
+        For any problem in the file, naming the file and line
+        (:class:`GravityProfileError` when the profile is missing or not needed).
     """
     source, lines = _read_text(path)
     header: list[str] | None = None
@@ -751,8 +949,8 @@ def read_gravity_csv(path: str | Path) -> GravityData:
                 raise DataError(
                     source,
                     lineno,
-                    f"unknown column '{unknown[0]}' in the header; expected x, z, gz and "
-                    f"optionally err",
+                    f"unknown column '{unknown[0]}' in the header; expected x, z, gz (or x, y, "
+                    f"z, gz) and optionally err",
                 )
             for c in header:
                 if header.count(c) > 1:
@@ -763,7 +961,7 @@ def read_gravity_csv(path: str | Path) -> GravityData:
                     source,
                     lineno,
                     f"the header lacks column(s) {', '.join(missing)}; expected x, z, gz "
-                    f"and optionally err",
+                    f"(or x, y, z, gz) and optionally err",
                 )
             continue
         if len(cells) != len(header):
@@ -785,19 +983,118 @@ def read_gravity_csv(path: str | Path) -> GravityData:
     if not rows:
         raise DataError(source, header_line, "no data rows after the header")
     values = np.asarray(rows, dtype=float)
-    col = {name: values[:, j] for j, name in enumerate(header)}
-    err = None
-    if "err" in col:
-        err = col["err"]
-        bad = err <= 0
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise DataError(
-                source, row_lines[i], f"error 'err' is {_fmt(err[i])}; {_POSITIVE_HINT['error']}"
-            )
-    return GravityData(
-        stations=np.column_stack([col["x"], col["z"]]),
-        gz_mgal=col["gz"].copy(),
-        error_mgal=None if err is None else err.copy(),
-        source=source,
+    col = {name: values[:, j].copy() for j, name in enumerate(header)}
+    coords = ["x", "y", "z"] if "y" in col else ["x", "z"]
+    return _gravity_data(
+        source,
+        np.column_stack([col[c] for c in coords]),
+        col["gz"],
+        col.get("err"),
+        np.asarray(row_lines),
+        profile,
+        header_line,
     )
+
+
+def read_gravity_ubc(path: str | Path, profile: ProfileLine | None = None) -> GravityData:
+    """Read a UBC-GIF GRAV3D observation file (``.obs``, ``.grv``).
+
+    Format: the number of data on the first line, then one row per station
+    ``E N Elev gz [std]`` (m, m, m up, mGal, mGal); blank lines and lines
+    starting with ``!`` are skipped. UBC gz is positive down, i.e. positive
+    for excess mass, as in jointinv, so it is used unchanged (SimPEG's
+    ``read_grav3d_ubc`` returns −gz). Stations are projected onto ``profile``.
+
+    Parameters
+    ----------
+    path : str or Path
+    profile : ProfileLine
+        Required (the stations are in map coordinates).
+
+    Raises
+    ------
+    DataError
+        For any problem in the file, naming the file and line.
+    """
+    source, lines = _read_text(path)
+    content = [
+        (i, text.split())
+        for i, raw in enumerate(lines, start=1)
+        if (text := raw.split("!", 1)[0].strip())
+    ]
+    if not content:
+        raise DataError(source, None, "file has no data (only comments)")
+    count_line, first = content[0]
+    n_data = _parse_count(source, (count_line, first), "data")
+    rows = content[1:]
+    if len(rows) != n_data:
+        where = rows[n_data][0] if len(rows) > n_data else None
+        raise DataError(
+            source,
+            where,
+            f"line {count_line} declares {n_data} data but the file has {len(rows)} data rows; "
+            f"fix the count",
+        )
+    ncol = len(rows[0][1])
+    if ncol not in (4, 5):
+        raise DataError(
+            source,
+            rows[0][0],
+            f"row has {ncol} values; expected 'E N Elev gz std' (5) or 'E N Elev gz' (4)",
+        )
+    names = ["e", "n", "elev", "gz", "std"][:ncol]
+    values = np.empty((n_data, ncol))
+    for k, (lineno, fields) in enumerate(rows):
+        if len(fields) != ncol:
+            raise DataError(
+                source,
+                lineno,
+                f"row has {len(fields)} values; the first row (line {rows[0][0]}) has {ncol}",
+            )
+        for j, text in enumerate(fields):
+            values[k, j] = _parse_number(source, lineno, text, names[j], "data")
+    return _gravity_data(
+        source,
+        values[:, :3],
+        values[:, 3].copy(),
+        values[:, 4].copy() if ncol == 5 else None,
+        np.asarray([r[0] for r in rows]),
+        profile,
+        count_line,
+    )
+
+
+_GRAVITY_READERS = {
+    ".csv": read_gravity_csv,
+    ".obs": read_gravity_ubc,
+    ".grv": read_gravity_ubc,
+}
+
+
+def read_gravity(path: str | Path, profile: ProfileLine | None = None) -> GravityData:
+    """Read gravity data, choosing the reader by the file suffix.
+
+    ``.csv`` → :func:`read_gravity_csv`; ``.obs``, ``.grv`` (UBC-GIF GRAV3D)
+    → :func:`read_gravity_ubc` (case-insensitive).
+
+    Parameters
+    ----------
+    path : str or Path
+    profile : ProfileLine, optional
+        Profile line for stations in map coordinates (3D CSV, UBC files).
+
+    Returns
+    -------
+    GravityData
+        Stations (x along the profile, elevation; m), gz and err (mGal).
+    """
+    suffix = Path(path).suffix.lower()
+    reader = _GRAVITY_READERS.get(suffix)
+    if reader is None:
+        raise DataError(
+            str(path),
+            None,
+            f"unknown gravity file type '{suffix or Path(path).name}': use .csv (x,z,gz[,err] "
+            f"or x,y,z,gz[,err]) or UBC-GIF .obs/.grv (E N Elev gz std)",
+        )
+    return reader(path, profile)

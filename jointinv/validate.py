@@ -15,8 +15,8 @@ def validate_config(path: str | Path) -> str:
     on the first problem.
     """
     loaded = load_config(path)
-    mesh = build_mesh(loaded.config)
     datasets = load_datasets(loaded)
+    mesh = build_mesh(loaded.config, datasets)
     for i, term in enumerate(loaded.config.coupling):
         if term.kind == "petrophysical":
             petrophysical_cell_weights(loaded, i, mesh)  # boxes must cover cells

@@ -44,19 +44,26 @@ def test_ert_rhoa_and_err(tmp_path):
     np.testing.assert_array_equal(d.abmn, [[0, 1, 2, 3], [1, 2, 3, 4]])
     assert d.abmn.dtype.kind == "i"
     np.testing.assert_array_equal(d.apparent_resistivity, [100.0, -5.5])  # negative kept
-    np.testing.assert_array_equal(d.relative_error, [0.03, 0.05])
+    np.testing.assert_array_equal(d.err, [0.03, 0.05])  # as written; unit from the config
+    assert d.err_unit is None
+    # rhoa without k on flat electrodes: analytic k (A B M N at 0 1 2 3: -6π)
+    np.testing.assert_allclose(d.geometric_factor, [-6 * np.pi, -6 * np.pi])
+    assert d.geometric_factor_source == "analytic"
+    np.testing.assert_array_equal(d.line_numbers, [11, 12])
     assert d.source == str(path)
     assert d.n_data == 2
 
 
 def test_ert_without_err_gives_none(tmp_path):
     d = read_ert(ert_file(tmp_path, "a b m n rhoa", ["1 2 3 4 100"]))
-    assert d.relative_error is None
+    assert d.err is None
 
 
 def test_ert_r_times_k(tmp_path):
     d = read_ert(ert_file(tmp_path, "a b m n r k", ["1 4 2 3 2.0 6.5", "1 2 3 4 -0.5 -20"]))
     np.testing.assert_allclose(d.apparent_resistivity, [13.0, 10.0])
+    np.testing.assert_allclose(d.geometric_factor, [6.5, -20.0])
+    assert d.geometric_factor_source == "file"
 
 
 def test_ert_u_over_i_times_k(tmp_path):
@@ -68,6 +75,9 @@ def test_ert_rhoa_wins_over_r_and_k(tmp_path):
     # as in luneplateP3start.dat: a k column of zeros next to rhoa is ignored
     d = read_ert(ert_file(tmp_path, "a b m n rhoa k u i", ["1 4 2 3 12.5 0 0.01 0.2"]))
     np.testing.assert_allclose(d.apparent_resistivity, [12.5])
+    # the k column of zeros counts as absent: analytic Wenner k = 2π a
+    np.testing.assert_allclose(d.geometric_factor, [2 * np.pi])
+    assert d.geometric_factor_source == "analytic"
 
 
 def test_ert_r_only_flat_uses_analytic_k(tmp_path):
@@ -75,6 +85,8 @@ def test_ert_r_only_flat_uses_analytic_k(tmp_path):
     # ordered 1 2 3 4 (A=0, B=1, M=2, N=3): 1/2 - 1 - 1/3 + 1/2 = -1/3
     d = read_ert(ert_file(tmp_path, "a b m n r", ["1 4 2 3 2.0", "1 2 3 4 -1.0"]))
     np.testing.assert_allclose(d.apparent_resistivity, [2.0 * 2 * np.pi, -1.0 * -6 * np.pi])
+    np.testing.assert_allclose(d.geometric_factor, [2 * np.pi, -6 * np.pi])
+    assert d.geometric_factor_source == "analytic"
 
 
 def test_ert_u_i_only_flat_uses_analytic_k(tmp_path):
@@ -84,7 +96,8 @@ def test_ert_u_i_only_flat_uses_analytic_k(tmp_path):
 
 def test_ert_err_percent(tmp_path):
     d = read_ert(ert_file(tmp_path, "a b m n rhoa/Ohmm err/%", ["1 2 3 4 100 3", "2 3 4 5 50 5"]))
-    np.testing.assert_allclose(d.relative_error, [0.03, 0.05])
+    np.testing.assert_allclose(d.err, [3.0, 5.0])  # as written, declared percent
+    assert d.err_unit == "percent"
     np.testing.assert_allclose(d.apparent_resistivity, [100.0, 50.0])
 
 
@@ -167,9 +180,9 @@ def test_sensors_3d_rejected(tmp_path):
     with raises(
         path,
         4,
-        "sensors have nonzero y (first on line 4) and nonzero z (first on line 3): the profile "
-        "must be 2D, with x along it and y or z as elevation (projection of 3D coordinates is "
-        "not supported yet, issue #7)",
+        "sensors have nonzero y (first on line 4) and nonzero z (first on line 3): a 2D "
+        "profile needs x along it and the elevation in y (x y files) or in z (x y z files "
+        "with y all 0)",
     ):
         read_traveltime(path)
 
@@ -469,15 +482,10 @@ def test_ert_missing_electrode_column(tmp_path):
 
 
 @pytest.mark.parametrize("value", ["0", "-0.01"])
-def test_ert_err_not_positive(tmp_path, value):
+def test_ert_err_not_positive_is_read(tmp_path, value):
+    # checked only when the error model uses the file's errors (tests/test_readers_errors.py)
     path = ert_file(tmp_path, "a b m n rhoa err/%", ["1 2 3 4 10 3", f"2 3 4 5 10 {value}"])
-    with raises(
-        path,
-        12,
-        f"error 'err/%' is {float(value):g}; errors must be positive (raise the small ones or "
-        "drop the 'err' column)",
-    ):
-        read_ert(path)
+    np.testing.assert_array_equal(read_ert(path).err, [3.0, float(value)])
 
 
 def test_ert_err_unknown_unit(tmp_path):
@@ -485,7 +493,8 @@ def test_ert_err_unknown_unit(tmp_path):
     with raises(
         path,
         10,
-        "unsupported unit 'ohm' for 'err': use 'err' (a fraction of rhoa) or 'err/%' (percent)",
+        "unsupported unit 'ohm' for 'err': use 'err' (unit given by the config's "
+        "error.file_unit) or 'err/%' (percent)",
     ):
         read_ert(path)
 
@@ -496,22 +505,16 @@ def test_ert_zero_k(tmp_path):
         read_ert(path)
 
 
+def test_ert_k_with_some_zeros_next_to_rhoa_is_recomputed(tmp_path):
+    d = read_ert(ert_file(tmp_path, "a b m n rhoa k", ["1 4 2 3 10 5", "1 4 2 3 10 0"]))
+    np.testing.assert_allclose(d.geometric_factor, [2 * np.pi, 2 * np.pi])
+    assert d.geometric_factor_source == "analytic"
+    np.testing.assert_allclose(d.apparent_resistivity, [10.0, 10.0])
+
+
 def test_ert_zero_current(tmp_path):
     path = ert_file(tmp_path, "a b m n u i k", ["1 2 3 4 1 0 5"])
     with raises(path, 11, "current 'i' is 0, so r = u/i is undefined"):
-        read_ert(path)
-
-
-def test_ert_topography_k_not_supported(tmp_path):
-    sensors = SENSORS.replace("3 0\n", "3 0.5\n")
-    path = ert_file(tmp_path, "a b m n r", ["1 2 3 4 1"], sensors=sensors)
-    with raises(
-        path,
-        10,
-        "geometric factors for topography are not supported yet: the data give 'r' without "
-        "'k' and the electrodes are not all at one elevation (0 .. 0.5 m); add a 'k' or "
-        "'rhoa' column (e.g. numerical k from pyGIMLi)",
-    ):
         read_ert(path)
 
 
@@ -520,15 +523,18 @@ def test_ert_topography_fine_with_k(tmp_path):
     d = read_ert(ert_file(tmp_path, "a b m n r k", ["1 2 3 4 1 7"], sensors=sensors))
     np.testing.assert_allclose(d.electrodes[3], [3.0, 0.5])
     np.testing.assert_allclose(d.apparent_resistivity, [7.0])
+    assert d.geometric_factor_source == "file"
 
 
-def test_ert_electrodes_at_same_position(tmp_path):
-    sensors = SENSORS.replace("2 0\n", "0 0\n")
-    path = ert_file(tmp_path, "a b m n r", ["1 2 3 4 1"], sensors=sensors)
+@pytest.mark.parametrize("sensors", [SENSORS, SENSORS.replace("3 0\n", "3 1.5\n")])
+def test_duplicated_sensors(tmp_path, sensors):
+    sensors = sensors.replace("2 0\n", "0 0\n")
+    path = ert_file(tmp_path, "a b m n rhoa", ["1 2 3 4 1"], sensors=sensors)
     with raises(
         path,
-        11,
-        "electrodes a = 1 and m = 3 are at the same position (x = 0 m), so k cannot be computed",
+        5,
+        "sensor 3 repeats the position of sensor 1 (line 3): x = 0 m, elevation 0 m; "
+        "list each sensor once",
     ):
         read_ert(path)
 
@@ -584,12 +590,13 @@ def test_sgt_traveltime_not_positive(tmp_path, t):
         read_traveltime(path)
 
 
-def test_sgt_err_not_positive(tmp_path):
-    path = sgt_file(tmp_path, "s g t err", ["1 2 0.001 0"])
+def test_sgt_shot_equals_geophone(tmp_path):
+    path = sgt_file(tmp_path, "s g t", ["1 2 0.001", "3 3 0.001"])
     with raises(
         path,
-        8,
-        "error 'err' is 0; errors must be positive (raise the small ones or drop the 'err' column)",
+        9,
+        "shot and geophone are the same sensor (s = g = 3); a pick needs a geophone away "
+        "from the shot",
     ):
         read_traveltime(path)
 
@@ -634,29 +641,22 @@ def test_sgt_no_token_line(tmp_path):
     [
         ("# c\n\n", None, "file has no header line; expected x,z,gz[,err]"),
         ("x,z,gz\n# only comments\n", 1, "no data rows after the header"),
-        ("x,gz\n0,1\n", 1, "the header lacks column(s) z; expected x, z, gz and optionally err"),
+        (
+            "x,gz\n0,1\n",
+            1,
+            "the header lacks column(s) z; expected x, z, gz (or x, y, z, gz) and optionally err",
+        ),
         (
             "x,z,gz,error\n0,0,1,1\n",
             1,
-            "unknown column 'error' in the header; expected x, z, gz and optionally err",
+            "unknown column 'error' in the header; expected x, z, gz (or x, y, z, gz) and "
+            "optionally err",
         ),
         ("x,z,gz,X\n", 1, "column 'x' appears twice in the header"),
         ("x,z,gz\n0,0,1\n1,0\n", 3, "row has 2 values but the header (line 1) names 3 columns"),
         ("x,z,gz\n0,0,1\n1,0,abc\n", 3, "data column 'gz': 'abc' is not a number"),
         ("x,z,gz\n0,0,1\n1,,1\n", 3, "column 'z' is empty"),
         ("x,z,gz\n0,0,NaN\n", 2, "data column 'gz': value is NaN; a finite number is needed"),
-        (
-            "x,z,gz,err\n0,0,1,0.1\n1,0,1,0\n",
-            3,
-            "error 'err' is 0; errors must be positive (raise the small ones or drop the "
-            "'err' column)",
-        ),
-        (
-            "x,z,gz,err\n0,0,1,-0.1\n",
-            2,
-            "error 'err' is -0.1; errors must be positive (raise the small ones or drop the "
-            "'err' column)",
-        ),
     ],
 )
 def test_gravity_bad(tmp_path, text, line, message):
@@ -705,20 +705,6 @@ def test_real_mulda_sgt():
     assert d.error_s is None
 
 
-def test_real_borkum_beach_needs_topography_k():
-    # PROVENANCE.md: 81 electrodes with topography (-0.14..7.86 m), 1478 data 'a b m n u i',
-    # no k: loading needs numerical geometric factors, which are out of scope here.
-    path = real("borkum_beach_ert/beach.ohm")
-    with raises(
-        path,
-        85,
-        "geometric factors for topography are not supported yet: the data give 'u' and 'i' "
-        "without 'k' and the electrodes are not all at one elevation (-0.14 .. 7.86 m); add a "
-        "'k' or 'rhoa' column (e.g. numerical k from pyGIMLi)",
-    ):
-        read_ert(path)
-
-
 def test_real_mulda_ert():
     # PROVENANCE.md: 50 electrodes, 'x y z' with z = elevation 532.61..541.49, 784 data,
     # rhoa 235..1494, err ~2 %
@@ -731,8 +717,12 @@ def test_real_mulda_ert():
     np.testing.assert_allclose(
         [d.apparent_resistivity.min(), d.apparent_resistivity.max()], [235, 1494], rtol=1e-3
     )
-    assert d.relative_error is not None
-    np.testing.assert_allclose(d.relative_error, 0.02, rtol=0.05)
+    assert d.err is not None
+    np.testing.assert_allclose(d.err, 0.02, rtol=0.05)
+    assert d.geometric_factor_source == "file"
+    np.testing.assert_allclose(
+        [d.geometric_factor.min(), d.geometric_factor.max()], [6.037, 283.3], rtol=1e-3
+    )
 
 
 def test_real_luneplate_ert():
@@ -743,7 +733,10 @@ def test_real_luneplate_ert():
     np.testing.assert_allclose(
         [d.apparent_resistivity.min(), d.apparent_resistivity.max()], [2.952, 20.65], rtol=1e-3
     )
-    assert d.relative_error is None
+    assert d.err is None
+    # its k column is all zeros: analytic k for the flat electrodes, rhoa kept from the file
+    assert d.geometric_factor_source == "analytic"
+    np.testing.assert_array_equal(d.electrodes[:, 1], 0.0)
 
 
 def test_real_century_ert_analytic_k_matches_file_k(tmp_path):
@@ -765,13 +758,12 @@ def test_real_century_ert_analytic_k_matches_file_k(tmp_path):
     np.testing.assert_allclose(d_r.apparent_resistivity, d.apparent_resistivity, rtol=1e-4)
 
 
-def test_real_myanmar_zero_errors_rejected():
-    # PROVENANCE.md: 60 electrodes, 1433 data, err = dev/100 "contains zeros": the first
-    # zero error is on line 178; such files need their errors floored or dropped first.
-    path = real("myanmar_gwb_ert/Aung_San_DD_pygimli.ohm")
-    with raises(
-        path,
-        178,
-        "error 'err' is 0; errors must be positive (raise the small ones or drop the 'err' column)",
-    ):
-        read_ert(path)
+def test_real_myanmar_zero_errors_are_read():
+    # PROVENANCE.md: 60 electrodes, 1433 data, err = dev/100 "contains zeros" (the first on
+    # line 178): reading works; from_file fails later (tests/test_readers_errors.py)
+    d = read_ert(real("myanmar_gwb_ert/Aung_San_DD_pygimli.ohm"))
+    assert d.electrodes.shape == (60, 2)
+    assert d.n_data == 1433
+    assert d.err is not None
+    assert d.err.min() == 0
+    assert d.line_numbers[int(np.argmax(d.err == 0))] == 178
