@@ -388,10 +388,13 @@ def doi_mask(mesh: ModelMesh, coverage: np.ndarray, threshold: float) -> np.ndar
     """
     nx, nz = mesh.shape
     top = np.max(coverage[mesh.core_mask], initial=0.0)
-    covered = (coverage >= threshold * top).reshape(nz, nx) if top > 0 else np.zeros((nz, nx), bool)
+    covered = mesh.full(coverage >= threshold * top, fill=False) if top > 0 else mesh.full(
+        np.zeros(mesh.n_cells, bool), fill=False
+    )
+    covered = covered.reshape(nz, nx)
     # rows run from the bottom (index 0) to the surface: keep rows at or above the deepest covered
     deepest = np.where(covered.any(axis=0), covered.argmax(axis=0), nz)
-    return (np.arange(nz)[:, None] >= deepest[None, :]).ravel()
+    return (np.arange(nz)[:, None] >= deepest[None, :]).ravel()[mesh.active]
 
 
 def _data_fit(problem: Problem, name: str, m: np.ndarray) -> DataFit:

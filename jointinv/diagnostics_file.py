@@ -80,7 +80,8 @@ class SavedDataFit:
 
 @dataclass
 class SavedDiagnostics:
-    """``/diagnostics`` read back; per-cell arrays are flat (x fastest)."""
+    """``/diagnostics`` read back; per-cell arrays are flat (x fastest), NaN (False for
+    ``doi_mask``) in inactive (air) cells; ``core_mask`` holds the active core cells."""
 
     settings: dict[str, Any]
     posterior_std: dict[str, np.ndarray]
@@ -103,7 +104,15 @@ class SavedDiagnostics:
 # --- writing -------------------------------------------------------------------
 def _cells(group: h5py.Group, name: str, values: np.ndarray, mesh: h5py.Group) -> h5py.Dataset:
     shape = (len(mesh["nodes_z"]) - 1, len(mesh["nodes_x"]) - 1)
-    d = group.create_dataset(name, data=np.asarray(values).reshape(shape))
+    values = np.asarray(values)
+    if values.size != shape[0] * shape[1] and "active" in mesh:
+        # one value per active cell: NaN (False for masks) in the air cells
+        active = mesh["active"][()].ravel().astype(bool)
+        is_mask = values.dtype == bool
+        full = np.full(active.size, False if is_mask else np.nan, dtype=bool if is_mask else float)
+        full[active] = values
+        values = full
+    d = group.create_dataset(name, data=values.reshape(shape))
     d.dims[0].attach_scale(mesh["cell_center_z"])
     d.dims[1].attach_scale(mesh["cell_center_x"])
     return d
@@ -204,8 +213,17 @@ def has_diagnostics(f: h5py.File) -> bool:
     return "diagnostics/posterior_std" in f
 
 
-def _flat(group: h5py.Group) -> dict[str, np.ndarray]:
-    return {k: d[()].ravel() for k, d in group.items()}
+def _flat(group: h5py.Group, active: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Every dataset of ``group`` flattened; with ``active`` (flat bool), float copies
+    with NaN in the inactive cells."""
+    if active is None or active.all():
+        return {k: d[()].ravel() for k, d in group.items()}
+    return {k: np.where(active, d[()].astype(float).ravel(), np.nan) for k, d in group.items()}
+
+
+def _active(f: h5py.File) -> np.ndarray | None:
+    """``/mesh/active`` flattened (x fastest), or None for files without it."""
+    return f["mesh/active"][()].ravel().astype(bool) if "mesh/active" in f else None
 
 
 def read_diagnostics(f: h5py.File) -> SavedDiagnostics | None:
@@ -214,18 +232,23 @@ def read_diagnostics(f: h5py.File) -> SavedDiagnostics | None:
         return None
     g = f["diagnostics"]
     std = g["posterior_std"]
+    act = _active(f)
+    core = f["mesh/core_mask"][()].ravel().astype(bool)
     return SavedDiagnostics(
         settings=dict(g.attrs),
-        posterior_std=_flat(std),
-        prior_std=_flat(g["prior_std"]),
+        posterior_std=_flat(std, act),
+        prior_std=_flat(g["prior_std"], act),
         std_units={k: str(d.attrs["units"]) for k, d in std.items()},
         parameter={k: str(d.attrs["parameter"]) for k, d in std.items()},
-        posterior_std_alone={k: _flat(s) for k, s in g["posterior_std_alone"].items()},
-        resolution=_flat(g["resolution"]),
-        information={k: _flat(s) for k, s in g["information"].items()},
-        coverage=_flat(g["coverage"]),
+        posterior_std_alone={k: _flat(s, act) for k, s in g["posterior_std_alone"].items()},
+        resolution=_flat(g["resolution"], act),
+        information={k: _flat(s, act) for k, s in g["information"].items()},
+        coverage=_flat(g["coverage"], act),
         coverage_property={k: str(d.attrs["property"]) for k, d in g["coverage"].items()},
-        doi_mask={k: v.astype(bool) for k, v in _flat(g["doi_mask"]).items()},
+        doi_mask={
+            k: v.astype(bool) & (True if act is None else act)
+            for k, v in _flat(g["doi_mask"]).items()
+        },
         eigenvalues=dict(sorted(_flat(g["eigenvalues"]).items(), key=lambda kv: kv[0] != "joint")),
         data_fit={
             k: SavedDataFit(
@@ -241,5 +264,5 @@ def read_diagnostics(f: h5py.File) -> SavedDiagnostics | None:
         },
         correlation=g["correlation"][()],
         correlation_properties=[str(p) for p in g["correlation"].attrs["properties"]],
-        core_mask=f["mesh/core_mask"][()].ravel().astype(bool),
+        core_mask=core if act is None else core & act,
     )

@@ -1,12 +1,17 @@
 """The shared 2D model mesh.
 
-Coordinates: ``x`` runs along the profile (m), ``z`` points **up** (m) with the
-ground surface at ``z = 0``; the subsurface has ``z < 0``. The mesh is a
-discretize :class:`~discretize.TensorMesh`: a core region of uniform cells and
-padding cells whose size grows geometrically towards the left, right and
-bottom. There is no padding above the surface. Cells are ordered with ``x``
-fastest (discretize's convention), and every property of the joint model
-lives on these cells.
+Coordinates: ``x`` runs along the profile (m), ``z`` points **up** (m). Without
+topography the ground surface is ``z = 0`` and the subsurface has ``z < 0``.
+With topography ``z`` is the elevation (absolute elevations such as 540 m
+work), the ground surface is a polyline through the sensors, and cells whose
+centre lies above it are *inactive*: they are left out of the model vector,
+the regularization and the couplings.
+
+The mesh is a discretize :class:`~discretize.TensorMesh`: a core region of
+uniform cells and padding cells whose size grows geometrically towards the
+left, right and bottom. There is no padding above the surface. Cells are
+ordered with ``x`` fastest (discretize's convention); every property of the
+joint model lives on the active cells, in that order.
 """
 
 from __future__ import annotations
@@ -57,25 +62,47 @@ class ModelMesh:
     Parameters
     ----------
     spec : MeshSpec
-        Core extent, cell sizes and padding.
+        Core extent, cell sizes and padding. With topography ``spec.depth``
+        is measured below the *lowest* point of the surface.
+    surface : ndarray, shape (n, 2), optional
+        Ground surface polyline ``x, z`` (m, z = elevation), increasing in
+        ``x``; constant beyond its ends. None: flat surface at ``z = 0``.
+
+    Attributes
+    ----------
+    tensor : discretize.TensorMesh
+        All cells, active or not.
+    active : ndarray of bool, shape (tensor.n_cells,)
+        True for cells whose centre lies below the surface (all True when flat).
     """
 
-    def __init__(self, spec: MeshSpec) -> None:
+    def __init__(self, spec: MeshSpec, surface: np.ndarray | None = None) -> None:
         self.spec = spec
+        self.surface = None if surface is None else _checked_surface(surface)
+        if self.surface is None:
+            top, n_core_z = 0.0, int(round(spec.depth / spec.dz))
+        else:
+            top = float(self.surface[:, 1].max())
+            relief = top - float(self.surface[:, 1].min())
+            n_core_z = int(np.ceil((relief + spec.depth) / spec.dz - 1e-9))
         n_core_x = int(round((spec.x_max - spec.x_min) / spec.dx))
-        n_core_z = int(round(spec.depth / spec.dz))
         pad_x = _padded_widths(spec.dx, spec.n_pad_x, spec.pad_factor)
         pad_z = _padded_widths(spec.dz, spec.n_pad_z, spec.pad_factor)
         hx = np.r_[pad_x[::-1], np.full(n_core_x, spec.dx), pad_x]
         hz = np.r_[pad_z[::-1], np.full(n_core_z, spec.dz)]
-        origin = [spec.x_min - pad_x.sum(), -hz.sum()]
+        origin = [spec.x_min - pad_x.sum(), top - hz.sum()]
         self.tensor = discretize.TensorMesh([hx, hz], origin=origin)
         self.n_core_x = n_core_x
         self.n_core_z = n_core_z
+        self._core_bottom = top - n_core_z * spec.dz
+        centres = self.tensor.cell_centers
+        self.active = centres[:, 1] < self.surface_elevation(centres[:, 0])
 
     @classmethod
-    def from_nodes(cls, nodes_x: np.ndarray, nodes_z: np.ndarray) -> ModelMesh:
-        """Rebuild a mesh from its node coordinates (as stored in a result)."""
+    def from_nodes(
+        cls, nodes_x: np.ndarray, nodes_z: np.ndarray, active: np.ndarray | None = None
+    ) -> ModelMesh:
+        """Rebuild a mesh from its node coordinates (and active cells) as stored in a result."""
         self = cls.__new__(cls)
         nodes_x = np.asarray(nodes_x, dtype=float)
         nodes_z = np.asarray(nodes_z, dtype=float)
@@ -83,11 +110,25 @@ class ModelMesh:
             [np.diff(nodes_x), np.diff(nodes_z)], origin=[nodes_x[0], nodes_z[0]]
         )
         self.spec = None
+        self.surface = None
         self.n_core_x = None
         self.n_core_z = None
+        n = self.tensor.n_cells
+        self.active = np.ones(n, bool) if active is None else np.asarray(active, bool).ravel()
         return self
 
     # --- geometry -----------------------------------------------------------
+    @property
+    def has_topography(self) -> bool:
+        return self.surface is not None
+
+    def surface_elevation(self, x: np.ndarray) -> np.ndarray:
+        """Elevation of the ground surface (m) at ``x`` (m); 0 without topography."""
+        x = np.asarray(x, dtype=float)
+        if self.surface is None:
+            return np.zeros_like(x)
+        return np.interp(x, self.surface[:, 0], self.surface[:, 1])
+
     @property
     def nodes_x(self) -> np.ndarray:
         """Node x coordinates (m), increasing (rounded to 1 nm)."""
@@ -95,67 +136,99 @@ class ModelMesh:
 
     @property
     def nodes_z(self) -> np.ndarray:
-        """Node z coordinates (m, up), increasing; the last one is the surface."""
+        """Node z coordinates (m, up), increasing; the last one is the top of the mesh."""
         return np.round(self.tensor.nodes_y, 9)
 
     @property
     def shape(self) -> tuple[int, int]:
-        """Number of cells along x and z."""
+        """Number of cells along x and z (active or not)."""
         return (len(self.nodes_x) - 1, len(self.nodes_z) - 1)
 
     @property
     def n_cells(self) -> int:
-        return self.tensor.n_cells
+        """Number of active cells: the length of one property in the model vector."""
+        return int(np.count_nonzero(self.active))
 
     @property
     def cell_centers(self) -> np.ndarray:
-        """Cell centres, shape (n_cells, 2), columns x and z (m)."""
-        return self.tensor.cell_centers
+        """Centres of the active cells, shape (n_cells, 2), columns x and z (m)."""
+        return self.tensor.cell_centers[self.active]
 
     @property
     def cell_areas(self) -> np.ndarray:
-        """Cell areas (m²)."""
-        return self.tensor.cell_volumes
+        """Areas of the active cells (m²)."""
+        return self.tensor.cell_volumes[self.active]
+
+    @cached_property
+    def depth_below_surface(self) -> np.ndarray:
+        """Depth of each active cell centre below the ground surface (m, positive)."""
+        x, z = self.cell_centers.T
+        return self.surface_elevation(x) - z
 
     @cached_property
     def core_mask(self) -> np.ndarray:
-        """True for cells inside the core region (uniform cells)."""
+        """True for active cells inside the core region (uniform cells)."""
         x, z = self.cell_centers.T
         if self.spec is None:
             return np.ones(self.n_cells, dtype=bool)
         s = self.spec
-        return (x > s.x_min) & (x < s.x_max) & (z > -s.depth)
+        return (x > s.x_min) & (x < s.x_max) & (z > self._core_bottom)
+
+    def full(self, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
+        """Values on active cells spread onto every tensor cell (``fill`` in the air)."""
+        values = np.asarray(values)
+        dtype = bool if values.dtype == bool else np.result_type(values, float)
+        out = np.full(self.tensor.n_cells, fill, dtype=dtype)
+        out[self.active] = values
+        return out
 
     # --- difference operators ----------------------------------------------
     @cached_property
     def gradient_x(self) -> sp.csr_matrix:
         """Differences between x-neighbours divided by centre distance (1/m).
 
-        One row per interior vertical face; rows are scaled by the square root
-        of the face-centred area so that ``‖Dx m‖²`` approximates ``∫(∂x m)² dA``.
+        One row per vertical face between two active cells; rows are scaled
+        by the square root of the face-centred area so that ``‖Dx m‖²``
+        approximates ``∫(∂x m)² dA`` over the ground.
         """
-        return _face_difference(self.tensor.h[0], self.tensor.h[1], axis=0)
+        full = _face_difference(self.tensor.h[0], self.tensor.h[1], axis=0)
+        return self._restrict_faces(full)
 
     @cached_property
     def gradient_z(self) -> sp.csr_matrix:
         """As :attr:`gradient_x`, along z."""
-        return _face_difference(self.tensor.h[1], self.tensor.h[0], axis=1)
+        full = _face_difference(self.tensor.h[1], self.tensor.h[0], axis=1)
+        return self._restrict_faces(full)
+
+    def _restrict_faces(self, full: sp.csr_matrix) -> sp.csr_matrix:
+        if self.active.all():
+            return full
+        both = (abs(full) > 0).astype(int) @ self.active.astype(int) == 2
+        return sp.csr_matrix(full[both][:, self.active])
 
     @cached_property
     def cell_gradient(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        """Central-difference gradient at cell centres (1/m), unweighted.
+        """Gradient at active cell centres (1/m), unweighted.
 
-        Returns ``(Gx, Gz)``, each (n_cells, n_cells); one-sided at the edges.
-        Used by the cross-gradient coupling.
+        Returns ``(Gx, Gz)``, each (n_cells, n_cells): central differences,
+        one-sided where a neighbour is missing or inactive, zero where both
+        are. Used by the cross-gradient coupling.
         """
         hx, hz = self.tensor.h
-        gx1 = _centre_gradient_1d(hx)
-        gz1 = _centre_gradient_1d(hz)
-        ix = sp.identity(len(hx), format="csr")
-        iz = sp.identity(len(hz), format="csr")
-        gx = sp.kron(iz, gx1, format="csr")
-        gz = sp.kron(gz1, ix, format="csr")
-        return gx, gz
+        grid = self.active.reshape(len(hz), len(hx))
+        gx = _centre_gradient(hx, grid)
+        gz = _centre_gradient(hz, grid.T, transposed=True)
+        keep = self.active
+        return sp.csr_matrix(gx[keep][:, keep]), sp.csr_matrix(gz[keep][:, keep])
+
+
+def _checked_surface(surface: np.ndarray) -> np.ndarray:
+    surface = np.asarray(surface, dtype=float)
+    if surface.ndim != 2 or surface.shape[1] != 2 or len(surface) < 2:
+        raise ValueError(f"surface must have shape (n>=2, 2), got {surface.shape}")
+    if not np.all(np.isfinite(surface)) or np.any(np.diff(surface[:, 0]) <= 0):
+        raise ValueError("surface x must be finite and strictly increasing")
+    return surface
 
 
 def _face_difference(h_along: np.ndarray, h_across: np.ndarray, axis: int) -> sp.csr_matrix:
@@ -172,14 +245,33 @@ def _face_difference(h_along: np.ndarray, h_across: np.ndarray, axis: int) -> sp
     return sp.csr_matrix(sp.diags(np.sqrt(area)) @ op)
 
 
-def _centre_gradient_1d(h: np.ndarray) -> sp.csr_matrix:
+def _centre_gradient(h: np.ndarray, active: np.ndarray, transposed: bool = False) -> sp.csr_matrix:
+    """Derivative along the last axis of ``active`` (rows, n) at cell centres.
+
+    ``h`` are the cell sizes along that axis. Each cell differences its two
+    active neighbours (central), or itself and its one active neighbour
+    (one-sided); the row is empty when it has none. Cells are numbered
+    x-fastest on the full grid (``transposed``: ``active`` is (nx, nz)).
+    """
     centres = np.r_[0.0, np.cumsum(0.5 * (h[:-1] + h[1:]))]
-    n = len(h)
-    rows, cols, vals = [], [], []
-    for i in range(n):
-        lo, hi = max(i - 1, 0), min(i + 1, n - 1)
-        d = centres[hi] - centres[lo]
-        rows += [i, i]
-        cols += [hi, lo]
-        vals += [1.0 / d, -1.0 / d]
-    return sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
+    rows_n, n = active.shape
+    i = np.arange(n)[None, :].repeat(rows_n, axis=0)
+    r = np.arange(rows_n)[:, None].repeat(n, axis=1)
+    left_ok = np.zeros_like(active)
+    left_ok[:, 1:] = active[:, :-1]
+    right_ok = np.zeros_like(active)
+    right_ok[:, :-1] = active[:, 1:]
+    lo = np.where(left_ok, i - 1, i)
+    hi = np.where(right_ok, i + 1, i)
+    use = active & (hi != lo)
+    d = centres[hi[use]] - centres[lo[use]]
+
+    def flat(row: np.ndarray, col: np.ndarray) -> np.ndarray:
+        return col * rows_n + row if transposed else row * n + col
+
+    rr, ii = r[use], i[use]
+    row_idx = np.r_[flat(rr, ii), flat(rr, ii)]
+    col_idx = np.r_[flat(rr, hi[use]), flat(rr, lo[use])]
+    vals = np.r_[1.0 / d, -1.0 / d]
+    size = rows_n * n
+    return sp.csr_matrix((vals, (row_idx, col_idx)), shape=(size, size))

@@ -250,17 +250,24 @@ def _meta(
 def _fill(f, problem: Problem, inversion: InversionResult, meta: dict[str, object]) -> None:
     fill_meta(f, meta)
     mesh = problem.mesh
-    fill_mesh(f, mesh.nodes_x, mesh.nodes_z, mesh.core_mask)
+    fill_mesh(
+        f,
+        mesh.nodes_x,
+        mesh.nodes_z,
+        mesh.full(mesh.core_mask, fill=False),
+        active=mesh.active.reshape(mesh.shape[::-1]),
+        surface=mesh.surface,
+    )
     config = problem.config
     for name, values in problem.physical(inversion.model).items():
         if name in config.derived:
             derived = config.derived[name]
-            fill_model(f, name, values, units=derived.units, transform="derived")
+            fill_model(f, name, mesh.full(values), units=derived.units, transform="derived")
             f["models"][name].attrs["derived_from"] = derived.source
             f["models"][name].attrs["relation"] = derived.relation.kind
         else:
             prop = config.properties[name]
-            fill_model(f, name, values, units=prop.units, transform=prop.transform)
+            fill_model(f, name, mesh.full(values), units=prop.units, transform=prop.transform)
     fill_cross_gradient_maps(f, problem, inversion.model)
     for misfit in problem.objective.misfits:
         ds = problem.datasets[misfit.name]
@@ -286,8 +293,9 @@ def fill_cross_gradient_maps(f, problem: Problem, m: np.ndarray) -> None:
     nx, nz = problem.mesh.shape
     for term in problem.objective.couplings:
         if isinstance(term, CrossGradient):
+            tau = problem.mesh.full(np.abs(term.tau(m)))
             d = f.require_group("diagnostics/cross_gradient").create_dataset(
-                term.name.split("/", 1)[1], data=np.abs(term.tau(m)).reshape(nz, nx)
+                term.name.split("/", 1)[1], data=tau.reshape(nz, nx)
             )
             d.attrs["units"] = "unitless" if term.normalized else "parameter units^2 / m^2"
             d.attrs["normalized"] = term.normalized

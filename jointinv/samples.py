@@ -139,7 +139,7 @@ class PorosityBlocks:
         path.write_text(json.dumps({"kind": "porosity_blocks", **asdict(self)}, indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: Path) -> "PorosityBlocks":
+    def load(cls, path: Path) -> PorosityBlocks:
         raw = json.loads(Path(path).read_text())
         raw.pop("kind")
         for key in ("block_a_x", "block_a_z", "block_b_x", "block_b_z"):

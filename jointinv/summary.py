@@ -22,8 +22,8 @@ def summarize(saved: SavedResult, path: Path) -> str:
     ]
     for name, values in saved.models.items():
         lines.append(
-            f"    {name:<20s} min {np.min(values):10.4g}  median {np.median(values):10.4g}  "
-            f"max {np.max(values):10.4g}  [{saved.model_units[name]}]"
+            f"    {name:<20s} min {np.nanmin(values):10.4g}  median {np.nanmedian(values):10.4g}  "
+            f"max {np.nanmax(values):10.4g}  [{saved.model_units[name]}]"
         )
     lines.append("  data fit:")
     for name, d in saved.data.items():
@@ -49,10 +49,10 @@ def diagnostics_lines(saved: SavedResult) -> list[str]:
     ]
     for prop, std in d.posterior_std.items():
         doi = next((k for k, p in d.coverage_property.items() if p == prop), None)
-        inside = f", inside the {doi} DOI {np.median(std[d.doi_mask[doi]]):.3g}" if doi else ""
+        inside = f", inside the {doi} DOI {np.nanmedian(std[d.doi_mask[doi]]):.3g}" if doi else ""
         lines.append(
-            f"    {prop:<20s} std of {d.parameter[prop]}: median {np.median(std):.3g} "
-            f"(prior {np.median(d.prior_std[prop]):.3g}){inside} [{d.std_units[prop]}]"
+            f"    {prop:<20s} std of {d.parameter[prop]}: median {np.nanmedian(std):.3g} "
+            f"(prior {np.nanmedian(d.prior_std[prop]):.3g}){inside} [{d.std_units[prop]}]"
         )
     for name, fit in d.data_fit.items():
         lines.append(

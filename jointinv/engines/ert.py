@@ -39,7 +39,13 @@ from ..errors import EngineError
 from ..maps import Transfer
 from ..mesh import ModelMesh
 from ..operators import EngineClock
-from .pgmesh import build_pg_grid, quiet_pygimli
+from .pgmesh import (
+    build_pg_grid,
+    build_pg_topo_mesh,
+    quiet_pygimli,
+    snap_to_surface,
+    topo_mesh_options,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +77,7 @@ class ErtSimulation:
     n_data : int
         Number of four-point measurements.
     n_params : int
-        Number of cells (= ``mesh.n_cells``).
+        Number of engine cells (pyGIMLi order; ``transfer`` maps model cells onto them).
     clock : EngineClock
         Wall time spent in the engine.
     transfer : Transfer
@@ -100,16 +106,22 @@ class ErtSimulation:
         *,
         singularity_removal: bool = True,
         threads: int = 1,
+        geometric_factors: np.ndarray | None = None,
+        sensor_tolerance: float = NODE_TOLERANCE,
     ) -> None:
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
-        self.electrodes = snap_to_nodes(mesh, electrodes)
+        if mesh.has_topography:
+            self.electrodes = _snapped_to_surface(mesh, electrodes, sensor_tolerance)
+            grid, transfer = build_pg_topo_mesh(mesh, **topo_mesh_options(mesh, world=True))
+        else:
+            self.electrodes = snap_to_nodes(mesh, electrodes)
+            grid, transfer = build_pg_grid(mesh)
         self.abmn = _as_abmn(abmn, len(self.electrodes))
-        self.geometric_factors = geometric_factors(self.electrodes, self.abmn)
-        grid, transfer = build_pg_grid(mesh)
+        self.geometric_factors = self._geometric_factors(mesh, geometric_factors)
         self.transfer: Transfer = transfer
         self.n_data = len(self.abmn)
-        self.n_params = mesh.n_cells
+        self.n_params = grid.cellCount()
         self.clock = EngineClock()
         data = _data_container(self.electrodes, self.abmn, self.geometric_factors)
         self._fop = _forward_operator(grid, data, singularity_removal, threads)
@@ -117,6 +129,17 @@ class ErtSimulation:
         self._rhoa: np.ndarray | None = None
         self._jacobian_key: bytes | None = None
         self._jacobian: np.ndarray | None = None  # d ln(rho_a) / d rho
+
+    def _geometric_factors(self, mesh: ModelMesh, given: np.ndarray | None) -> np.ndarray:
+        """The data's own ``k`` when given (it cancels in ln ρa misfits), else analytic."""
+        if given is not None:
+            k = np.asarray(given, dtype=float)
+            if k.shape != (len(self.abmn),) or not np.all(np.isfinite(k)) or np.any(k == 0):
+                raise ValueError("geometric_factors must be finite, non-zero, one per datum")
+            return k
+        if mesh.has_topography:
+            raise ValueError("with topography the geometric factors must be given (numerical k)")
+        return geometric_factors(self.electrodes, self.abmn)
 
     # --- physics F: resistivity -> apparent resistivity --------------------
     def apparent_resistivity(self, resistivity: np.ndarray) -> np.ndarray:
@@ -282,6 +305,13 @@ def snap_to_nodes(mesh: ModelMesh, electrodes: np.ndarray) -> np.ndarray:
             f"(tolerance {NODE_TOLERANCE * 1e3:g} mm)"
         )
     return snapped
+
+
+def _snapped_to_surface(mesh: ModelMesh, electrodes: np.ndarray, tolerance: float) -> np.ndarray:
+    try:
+        return snap_to_surface(mesh, electrodes, tolerance)
+    except ValueError as err:
+        raise EngineError(f"ERT {err}") from err
 
 
 def _as_abmn(abmn: np.ndarray, n_electrodes: int) -> np.ndarray:

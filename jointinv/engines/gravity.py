@@ -85,7 +85,7 @@ class GravitySimulation:
 
     def __init__(self, mesh: ModelMesh, stations: np.ndarray) -> None:
         self.stations = _check_stations(stations)
-        _warn_buried(self.stations, surface=float(mesh.nodes_z[-1]))
+        _warn_buried(self.stations, mesh.surface_elevation(self.stations[:, 0]))
         self.n_data = len(self.stations)
         self.n_params = mesh.n_cells
         self.clock = EngineClock()
@@ -142,14 +142,17 @@ def _check_stations(stations: np.ndarray) -> np.ndarray:
     return stations
 
 
-def _warn_buried(stations: np.ndarray, surface: float) -> None:
+def _warn_buried(stations: np.ndarray, surface: np.ndarray) -> None:
+    """Log stations below the ground surface (``surface``: its elevation at each station, m)."""
     below = stations[:, 1] < surface - 1e-9
     if below.any():
+        i = int(np.flatnonzero(below)[0])
         logger.warning(
-            "%d gravity station(s) lie below the surface (z = %g m), e.g. at x=%g m, z=%g m",
+            "%d gravity station(s) lie below the surface, e.g. at x=%g m, z=%g m "
+            "(surface at %g m)",
             int(below.sum()),
-            surface,
-            *stations[below][0],
+            *stations[i],
+            surface[i],
         )
 
 

@@ -33,7 +33,14 @@ from ..errors import EngineError
 from ..maps import Transfer
 from ..mesh import ModelMesh
 from ..operators import EngineClock
-from .pgmesh import build_pg_grid, match_cells, quiet_pygimli
+from .pgmesh import (
+    build_pg_grid,
+    build_pg_topo_mesh,
+    match_cells,
+    quiet_pygimli,
+    snap_to_surface,
+    topo_mesh_options,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +119,13 @@ def _check_on_nodes(mesh: ModelMesh, sensors: np.ndarray) -> None:
             )
 
 
+def _snapped_to_surface(mesh: ModelMesh, sensors: np.ndarray, tolerance: float) -> np.ndarray:
+    try:
+        return snap_to_surface(mesh, sensors, tolerance)
+    except ValueError as err:
+        raise EngineError(f"traveltime {err}") from err
+
+
 def _parameter_permutation(fop: TravelTimeDijkstraModelling, grid: pg.Mesh) -> sp.csr_matrix:
     """Matrix ``P`` with ``s_engine = P @ s_grid``, from the engine's forward mesh.
 
@@ -145,8 +159,10 @@ class TraveltimeSimulation:
     mesh : ModelMesh
         The model mesh; the engine uses the pyGIMLi grid built from its nodes.
     sensors : ndarray, shape (n_sensors, 2)
-        Sensor positions ``x, z`` (m, z up, surface at 0). Every sensor must
-        lie on a mesh node (within 1 mm).
+        Sensor positions ``x, z`` (m, z up). Flat mesh: every sensor must lie
+        on a mesh node (within 1 mm). Topography: each is moved onto the
+        nearest vertex of the ground surface (within ``sensor_tolerance``),
+        and the engine works on a triangle mesh below that surface.
     shot, geophone : ndarray of int, shape (n_data,)
         0-based sensor indices of source and receiver of each datum.
     secondary_nodes : int
@@ -177,12 +193,19 @@ class TraveltimeSimulation:
         geophone: np.ndarray,
         *,
         secondary_nodes: int = DEFAULT_SECONDARY_NODES,
+        sensor_tolerance: float = _NODE_TOLERANCE,
     ) -> None:
         sensors, shot, geophone = _validated(sensors, shot, geophone)
-        _check_on_nodes(mesh, sensors)
         self.clock = EngineClock()
         self.secondary_nodes = int(secondary_nodes)
-        self._grid, self.transfer = build_pg_grid(mesh, n_pad=ENGINE_PADDING_CELLS)
+        if mesh.has_topography:
+            sensors = _snapped_to_surface(mesh, sensors, sensor_tolerance)
+            options = topo_mesh_options(mesh, world=False)
+            self._grid, self.transfer = build_pg_topo_mesh(mesh, **options)
+        else:
+            _check_on_nodes(mesh, sensors)
+            self._grid, self.transfer = build_pg_grid(mesh, n_pad=ENGINE_PADDING_CELLS)
+        self.sensors = sensors
         self.n_data = len(shot)
         self.n_params = self._grid.cellCount()
         with quiet_pygimli():
