@@ -215,6 +215,42 @@ def show(
 
 
 @app.command()
+def export(
+    result: ResultArg,
+    vtk: Annotated[
+        Path | None,
+        typer.Option("--vtk", help="Write the active cells as a VTK XML .vtu (ParaView) here."),
+    ] = None,
+    csv: Annotated[
+        Path | None,
+        typer.Option("--csv", help="Write the active cells' centres and values as CSV here."),
+    ] = None,
+    sensors: Annotated[
+        Path | None,
+        typer.Option("--sensors", help="Write the sensors and the ground surface as a .vtu here."),
+    ] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Export a result's models (and posterior std) for ParaView (--vtk) or as CSV (--csv)."""
+
+    def _export() -> list[Path]:
+        from .errors import UserInputError
+        from .export import export_csv, export_sensors_vtu, export_vtu
+        from .results import load_result
+
+        if vtk is None and csv is None and sensors is None:
+            raise UserInputError(
+                "export: give at least one of --vtk OUT.vtu, --csv OUT.csv, --sensors OUT.vtu"
+            )
+        saved = load_result(result)
+        jobs = ((vtk, export_vtu), (csv, export_csv), (sensors, export_sensors_vtu))
+        return [write(saved, out) for out, write in jobs if out is not None]
+
+    for path in _guarded(verbose, _export):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
 def batch(
     inputs: Annotated[
         list[str],

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .plotting import _core_window, _pyplot
+from .plotting import _pyplot, draw_section
 from .results import SavedResult
 
 
@@ -47,19 +47,15 @@ def _doi_modality(saved: SavedResult, prop: str) -> str | None:
 
 
 def _section(saved: SavedResult, ax, values: np.ndarray, *, doi: str | None, **style):
-    """One pcolormesh panel in the sensors' window, with a DOI outline."""
-    mesh = ax.pcolormesh(saved.nodes_x, saved.nodes_z, _grid(saved, values), **style)
+    """One pcolormesh panel in the sensors' window (air cells blank, ground surface and
+    sensors drawn), with a DOI outline."""
+    mesh = draw_section(ax, saved, values, **style)
     if doi is not None:
         cx = 0.5 * (saved.nodes_x[:-1] + saved.nodes_x[1:])
         cz = 0.5 * (saved.nodes_z[:-1] + saved.nodes_z[1:])
         mask = _grid(saved, saved.diagnostics.doi_mask[doi]).astype(float)
-        ax.contour(cx, cz, mask, levels=[0.5], colors="k", linewidths=0.8, linestyles="--")
-    x0, x1, zmin = _core_window(saved)
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(max(zmin, saved.nodes_z[0]), max(saved.nodes_z[-1], 0) + 0.02 * (x1 - x0))
-    ax.set_aspect("equal")
-    ax.set_xlabel("x (m)")
-    ax.set_ylabel("z (m, up)")
+        if mask.any():
+            ax.contour(cx, cz, mask, levels=[0.5], colors="k", linewidths=0.8, linestyles="--")
     return mesh
 
 
@@ -102,8 +98,10 @@ def plot_coverage(saved: SavedResult, name: str, path: Path) -> Path:
     plt = _pyplot()
     d = saved.diagnostics
     cov = d.coverage[name]
-    top = cov[d.core_mask].max() if d.core_mask is not None else cov.max()
-    rel = np.log10(np.maximum(cov / max(top, np.finfo(float).tiny), 1e-6))
+    core = cov[d.core_mask] if d.core_mask is not None else cov
+    top = np.nanmax(core, initial=0.0)
+    with np.errstate(invalid="ignore"):
+        rel = np.log10(np.maximum(cov / max(top, np.finfo(float).tiny), 1e-6))
     fig, ax = plt.subplots(figsize=(9, 3.8), constrained_layout=True)
     m = _section(saved, ax, rel, doi=name, cmap="plasma", vmin=-4, vmax=0, shading="flat")
     fig.colorbar(m, ax=ax, label="log10(relative coverage)")

@@ -3,8 +3,11 @@
 Layout (``format_version`` 1.0)::
 
     /meta            attributes: versions, config text, command line, times, seed, stop reason
-    /mesh            nodes_x, nodes_z (m), cell_center_x, cell_center_z, core_mask
-    /models/<prop>   final model in physical units, shape (n_z, n_x); attrs units, transform
+    /mesh            nodes_x, nodes_z (m), cell_center_x, cell_center_z, core_mask,
+                     active (bool (n_z, n_x): cells below the ground surface),
+                     surface ((n, 2) x, z: the ground-surface polyline, m)
+    /models/<prop>   final model in physical units, shape (n_z, n_x), NaN in inactive (air)
+                     cells; attrs units, transform
     /data/<name>/    observed, predicted, std, normalized_residual, sensors; attrs chi2, kind, units
     /iterations/     one entry per iteration: beta, phi, step_length, cg_iterations,
                      phi_d/<name>, chi2/<name>, phi_m, coupling/<term>, seconds/<kind>
@@ -13,7 +16,10 @@ Layout (``format_version`` 1.0)::
 
 Models are stored as 2D arrays (z, x) with ``/mesh/cell_center_z`` and
 ``/mesh/cell_center_x`` attached as dimension scales, so xarray (h5netcdf)
-and ParaView readers find the coordinates. z is up, the surface at 0.
+and ParaView readers find the coordinates. z is elevation (m, up); for a flat
+survey the surface is at z = 0. Files without ``/mesh/active`` or ``/mesh/surface``
+(written before topography) read as all cells active and a flat surface at the
+top node.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import builtins
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +37,7 @@ import numpy as np
 
 from ._version import FORMAT_VERSION
 from .diagnostics_file import SavedDiagnostics, read_diagnostics
+from .errors import UserInputError
 
 
 @dataclass
@@ -52,7 +59,13 @@ class SavedData:
 
 @dataclass
 class SavedResult:
-    """A result file read back."""
+    """A result file read back.
+
+    ``models`` hold one value per cell (x fastest), NaN in inactive (air) cells.
+    ``active`` is the (n_z, n_x) mask of the cells below the ground surface and
+    ``surface`` the (n, 2) ground-surface polyline (x, z in m, z elevation); when not
+    given they default to every cell active and a flat surface at the top node.
+    """
 
     meta: dict[str, Any]
     nodes_x: np.ndarray
@@ -63,6 +76,41 @@ class SavedResult:
     data: dict[str, SavedData]
     iterations: dict[str, Any]
     diagnostics: SavedDiagnostics | None = None
+    active: np.ndarray = field(default=None)  # type: ignore[assignment]
+    surface: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        self.active = mesh_active(self.nodes_x, self.nodes_z, self.active)
+        self.surface = mesh_surface(self.nodes_x, self.nodes_z, self.surface)
+
+    @builtins.property
+    def shape(self) -> tuple[int, int]:
+        """(n_z, n_x): the shape of the cell arrays."""
+        return len(self.nodes_z) - 1, len(self.nodes_x) - 1
+
+
+def mesh_active(
+    nodes_x: np.ndarray, nodes_z: np.ndarray, active: np.ndarray | None = None
+) -> np.ndarray:
+    """The (n_z, n_x) bool mask of active cells; every cell when ``active`` is None."""
+    shape = (len(nodes_z) - 1, len(nodes_x) - 1)
+    if active is None:
+        return np.ones(shape, dtype=bool)
+    return np.asarray(active, dtype=bool).reshape(shape)
+
+
+def mesh_surface(
+    nodes_x: np.ndarray, nodes_z: np.ndarray, surface: np.ndarray | None = None
+) -> np.ndarray:
+    """The (n, 2) ground-surface polyline (x, z in m); a flat line at the top node
+    spanning the mesh when ``surface`` is None."""
+    if surface is None:
+        top = float(nodes_z[-1])
+        return np.array([[float(nodes_x[0]), top], [float(nodes_x[-1]), top]])
+    surface = np.asarray(surface, dtype=float)
+    if surface.ndim != 2 or surface.shape[1] != 2 or len(surface) < 2:
+        raise ValueError(f"surface must have shape (n >= 2, 2), not {surface.shape}")
+    return surface
 
 
 def write_atomic(path: Path, fill: Any) -> None:
@@ -101,11 +149,34 @@ def rewrite_atomic(path: Path, modify: Any) -> None:
 
 
 def fill_mesh(
-    f: h5py.File, nodes_x: np.ndarray, nodes_z: np.ndarray, core_mask: np.ndarray
+    f: h5py.File,
+    nodes_x: np.ndarray,
+    nodes_z: np.ndarray,
+    core_mask: np.ndarray,
+    *,
+    active: np.ndarray | None = None,
+    surface: np.ndarray | None = None,
 ) -> None:
+    """Write ``/mesh``.
+
+    Parameters
+    ----------
+    nodes_x, nodes_z : ndarray
+        Node coordinates (m), increasing; z is elevation (up).
+    core_mask : ndarray of bool
+        Core-region cells, one per cell (x fastest) or shape (n_z, n_x).
+    active : ndarray of bool, optional
+        Cells below the ground surface, shape (n_z, n_x) or flat; default every cell.
+    surface : ndarray, optional
+        Ground-surface polyline, shape (n, 2): x, z (m, elevation); default a flat
+        line at ``nodes_z[-1]`` spanning ``nodes_x``.
+    """
     g = f.create_group("mesh")
     g.attrs["kind"] = "tensor2d"
-    g.attrs["convention"] = "x along the profile (m), z up (m), surface at z = 0; cells x-fastest"
+    g.attrs["convention"] = (
+        "x along the profile (m), z up: z is elevation (m, up); cells x-fastest; "
+        "active: cells below the ground surface; surface: ground-surface polyline (x, z)"
+    )
     g["nodes_x"] = nodes_x
     g["nodes_z"] = nodes_z
     cx = g.create_dataset("cell_center_x", data=0.5 * (nodes_x[:-1] + nodes_x[1:]))
@@ -113,12 +184,28 @@ def fill_mesh(
     cx.make_scale("x")
     cz.make_scale("z")
     g["core_mask"] = core_mask.reshape(len(nodes_z) - 1, len(nodes_x) - 1)
+    act = g.create_dataset("active", data=mesh_active(nodes_x, nodes_z, active))
+    act.attrs["definition"] = "True for cells below the ground surface"
+    act.dims[0].attach_scale(cz)
+    act.dims[1].attach_scale(cx)
+    surf = g.create_dataset("surface", data=mesh_surface(nodes_x, nodes_z, surface))
+    surf.attrs["columns"] = ["x", "z"]
+    surf.attrs["units"] = "m"
 
 
 def fill_model(f: h5py.File, name: str, values: np.ndarray, *, units: str, transform: str) -> None:
+    """Write ``/models/<name>``, shape (n_z, n_x), NaN in the inactive cells of
+    ``/mesh/active``. ``values`` holds one value per cell or per active cell (x fastest)."""
     mesh = f["mesh"]
     shape = (len(mesh["nodes_z"]) - 1, len(mesh["nodes_x"]) - 1)
-    d = f.require_group("models").create_dataset(name, data=np.asarray(values).reshape(shape))
+    values = np.asarray(values, dtype=float).ravel()
+    active = mesh["active"][()] if "active" in mesh else np.ones(shape, dtype=bool)
+    if values.size == active.sum() and not active.all():
+        grid = np.full(shape, np.nan)
+        grid[active] = values  # row-major: the active cells in x-fastest order
+    else:
+        grid = np.where(active, values.reshape(shape), np.nan)
+    d = f.require_group("models").create_dataset(name, data=grid)
     d.attrs["units"] = units
     d.attrs["transform"] = transform
     d.dims[0].attach_scale(mesh["cell_center_z"])
@@ -155,7 +242,11 @@ def read_result(path: str | Path) -> SavedResult:
     """Read a result file written by :func:`jointinv.run`."""
     with h5py.File(path, "r") as f:
         meta = dict(f["meta"].attrs)
-        models = {k: d[()].ravel() for k, d in f["models"].items()}
+        nodes_x, nodes_z = f["mesh/nodes_x"][()], f["mesh/nodes_z"][()]
+        mesh = f["mesh"]
+        active = mesh_active(nodes_x, nodes_z, mesh["active"][()] if "active" in mesh else None)
+        surface = mesh["surface"][()] if "surface" in mesh else None
+        models = {k: _masked(d[()], active) for k, d in f["models"].items()}
         units = {k: str(d.attrs["units"]) for k, d in f["models"].items()}
         transforms = {k: str(d.attrs["transform"]) for k, d in f["models"].items()}
         data = {
@@ -179,12 +270,34 @@ def read_result(path: str | Path) -> SavedResult:
         )
         return SavedResult(
             meta=meta,
-            nodes_x=f["mesh/nodes_x"][()],
-            nodes_z=f["mesh/nodes_z"][()],
+            nodes_x=nodes_x,
+            nodes_z=nodes_z,
             models=models,
             model_units=units,
             model_transforms=transforms,
             data=data,
             iterations=iterations,
             diagnostics=read_diagnostics(f),
+            active=active,
+            surface=surface,
         )
+
+
+def _masked(values: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Flat (x fastest) float copy of a cell array with NaN in inactive cells."""
+    flat = np.asarray(values, dtype=float).ravel()
+    if not active.all():
+        flat = np.where(active.ravel(), flat, np.nan)
+    return flat
+
+
+def load_result(path: str | Path) -> SavedResult:
+    """:func:`read_result`, with a missing or foreign file reported as a
+    :class:`~jointinv.errors.UserInputError` (one line naming the file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"{path}: no such result file")
+    try:
+        return read_result(path)
+    except (OSError, KeyError) as exc:
+        raise UserInputError(f"{path}: not a jointinv result ({exc})") from None
