@@ -250,12 +250,23 @@ def _config_run(path: Path) -> RunSpec:
 
 
 def check_data(loaded: LoadedConfig) -> None:
-    """Read every data file and check the sensors against the mesh (no engines)."""
+    """Read every data file and check the sensors against the mesh (no engines).
+
+    Quiet below warnings: the runs report their own set-up; validating many
+    configs must not bury a usage error under notes.
+    """
     from .problem import build_mesh, check_sensors, load_datasets
 
-    mesh = build_mesh(loaded.config)
-    for ds in load_datasets(loaded).values():
-        check_sensors(mesh, ds, ds.survey.source)
+    logger = logging.getLogger("jointinv")
+    level = logger.level
+    logger.setLevel(max(logging.WARNING, logger.getEffectiveLevel()))
+    try:
+        datasets = load_datasets(loaded)
+        mesh = build_mesh(loaded.config, datasets)
+        for ds in datasets.values():
+            check_sensors(mesh, ds, ds.survey.source)
+    finally:
+        logger.setLevel(level)
 
 
 def _safe_name(text: str) -> str:

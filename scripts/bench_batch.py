@@ -3,9 +3,16 @@
 
 The eight runs are one sweep over the first two cross-gradient weights of
 ``configs/quickstart.yaml``. Each mode writes its own results (``--rerun``), so
-nothing is skipped; the models of every mode are compared at the end (they must
-be identical). The mode ``serial_t1`` times the serial batch with one ERT thread
-per run, which shows how much of the machine a serial run already uses.
+nothing is skipped; the models of every mode are compared bitwise at the end
+(they must be identical). The mode ``serial_t1`` times the serial batch with one
+ERT thread per run, which shows how much of the machine a serial run already
+uses: the serial baseline (``--workers 1``, ERT on 2 threads as the quick start
+configures it) is itself partly parallel, so the pool's speed-up over it is at
+most ``2 x serial / serial_t1``.
+
+Every mode spawns fresh worker processes, which import jointinv from the working
+tree *then*: a fingerprint of the package source is taken before and after each
+mode, and models from different sources are reported as not comparable.
 
 Goals: pool ≥ 1.8× and Dask ≥ 1.7× faster than serial.
 
@@ -19,6 +26,7 @@ Usage:  python scripts/bench_batch.py [--workers 2] [--modes serial,pool,dask] [
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -58,6 +66,33 @@ def write_inputs(folder: Path, *, ert_threads: int | None = None) -> Path:
     return path
 
 
+def source_fingerprint() -> str:
+    """SHA-256 of the jointinv package source (every .py file, path and content)."""
+    import jointinv
+
+    package = Path(jointinv.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def compare(reference: dict, other: dict) -> str:
+    """``identical`` or where the first difference is (NaN == NaN: inactive cells)."""
+    if other.keys() != reference.keys():
+        return f"different runs: {sorted(set(reference) ^ set(other))}"
+    for run in reference:
+        for prop, a in reference[run].items():
+            b = other[run].get(prop)
+            if b is None or a.shape != b.shape:
+                return f"{run}/{prop}: missing or of another shape"
+            if not np.array_equal(a, b, equal_nan=True):
+                diff, size = np.nanmax(np.abs(a - b)), np.nanmax(np.abs(a))
+                return f"{run}/{prop}: differs (max |diff| {diff:.3g}, max |value| {size:.3g})"
+    return "identical"
+
+
 def models(folder: Path) -> dict[str, dict[str, np.ndarray]]:
     out = {}
     for path in sorted(folder.glob("*.h5")):
@@ -68,24 +103,33 @@ def models(folder: Path) -> dict[str, dict[str, np.ndarray]]:
 
 def timed(label: str, sweep: Path, out: Path, **kwargs) -> dict[str, object]:
     load = os.getloadavg()[0]
-    print(f"{label}: starting (1-min load {load:.2f})", flush=True)
+    source = source_fingerprint()
+    print(f"{label}: starting (1-min load {load:.2f}, source {source})", flush=True)
     start = time.perf_counter()
     result = run_batch([sweep], output_dir=out, rerun=True, **kwargs)
     seconds = time.perf_counter() - start
     load_end = os.getloadavg()[0]
+    source_end = source_fingerprint()
     failed = [o.name for o in result.outcomes if o.failed]
     runs = [o.seconds for o in result.outcomes]
     print(
-        f"{label}: {seconds:.1f} s wall, runs {min(runs):.1f}-{max(runs):.1f} s, "
-        f"{result.backend}, failed: {failed or 'none'}, 1-min load at the end {load_end:.2f}",
+        f"{label}: {seconds:.1f} s wall, runs {min(runs):.1f}-{max(runs):.1f} s "
+        f"(sum {sum(runs):.1f} s), {result.backend}, failed: {failed or 'none'}, "
+        f"1-min load at the end {load_end:.2f}",
         flush=True,
     )
+    for o in result.outcomes:
+        print(f"    {o.name}: {o.status}, {o.iterations} it, {o.seconds:.1f} s, {o.threads} thr")
+    if source_end != source:
+        print(f"{label}: WARNING the jointinv source changed during this mode", flush=True)
     return {
         "label": label,
         "seconds": seconds,
         "load": load,
         "load_end": load_end,
         "mean_run": float(np.mean(runs)),
+        "runs": {o.name: [o.seconds, o.iterations, o.threads] for o in result.outcomes},
+        "source": source if source_end == source else f"{source}->{source_end}",
     }
 
 
@@ -125,11 +169,11 @@ def main() -> None:
     for mode in ("serial_t1", "pool", "dask"):
         if mode not in timings:
             continue
-        other = models(folder / mode)
-        same = other.keys() == reference.keys() and all(
-            np.array_equal(other[r][p], reference[r][p]) for r in reference for p in reference[r]
-        )
-        print(f"models of {mode} identical to serial: {same}")
+        verdict = compare(reference, models(folder / mode))
+        sources = {timings["serial"].get("source"), timings[mode].get("source")}
+        if len(sources) > 1 or any("->" in str(x) for x in sources):
+            verdict += f" (NOT comparable: jointinv source {' vs '.join(map(str, sources))})"
+        print(f"models of {mode} vs serial: {verdict}")
 
     serial = timings["serial"]["seconds"]
     print("\n| mode | wall time (s) | mean run (s) | speed-up | 1-min load at start / end |")

@@ -36,7 +36,6 @@ from .test_checkpoint import Interrupt, interrupt_after, open_every_hdf5
 runner = CliRunner()
 
 
-
 def assert_user_error(result, *fragments: str) -> str:
     assert result.exit_code == 2, result.output
     line = result.stderr.strip()
@@ -213,6 +212,62 @@ def test_workers_honour_the_thread_budget(workspace: Workspace):
     assert report["ert_core"] == 1
     assert set(report["libraries"].values()) == {1}, report
     assert set(report["environment"].values()) == {"1"}
+
+
+def ert_only_mapping() -> dict:
+    """The quick start's ERT alone (configured with 2 solver threads)."""
+    raw = quickstart_mapping()
+    raw["modalities"] = {"ert": raw["modalities"]["ert"]}
+    raw["modalities"]["ert"]["options"]["threads"] = 2
+    raw["properties"] = {"resistivity": raw["properties"]["resistivity"]}
+    raw["coupling"] = []
+    raw["regularization"]["property_weights"] = {}
+    raw["inversion"]["max_iterations"] = 2
+    return raw
+
+
+def _ert_run(config: Path, threads: int) -> dict:
+    """In a fresh worker with ``threads`` threads, as the batch runs it (ERT capped)."""
+    from jointinv.batch import capped
+
+    with thread_budget(threads):
+        result = jointinv.run(capped(load_config(config), threads), write=False, diagnostics=False)
+        pygimli_threads = thread_report()["pygimli"]
+    ert = result.problem.objective.misfits[0].operator.simulation
+    return {
+        "ert_core": ert._fop._core.threadCount(),
+        "pygimli": pygimli_threads,
+        "iterations": result.inversion.nit,
+        "rhoa": ert._rhoa,  # of the last model the engine saw
+        "jacobian": np.array(ert._jacobian),
+        **result.models,
+    }
+
+
+def test_ert_gives_the_same_model_with_1_and_2_threads(workspace: Workspace):
+    """The thread cap (2 ERT threads alone, 1 in a 2-worker pool) leaves every bit unchanged.
+
+    Each thread count runs in its own fresh process, set up as a pool worker.
+    """
+    config = workspace.write("ert.yaml", ert_only_mapping())
+    context = multiprocessing.get_context("spawn")
+    out = {}
+    pools = {
+        t: ProcessPoolExecutor(1, mp_context=context, initializer=_init_pool_worker, initargs=(t,))
+        for t in (1, 2)
+    }
+    try:
+        futures = {t: pool.submit(_ert_run, config, t) for t, pool in pools.items()}
+        out = {t: f.result() for t, f in futures.items()}
+    finally:
+        for pool in pools.values():
+            pool.shutdown()
+    one, two = out[1], out[2]
+    assert (one["ert_core"], one["pygimli"]) == (1, 1)
+    assert (two["ert_core"], two["pygimli"]) == (2, 2)
+    assert one["iterations"] == two["iterations"] >= 1
+    for key in ("rhoa", "jacobian", "resistivity"):
+        assert one[key].tobytes() == two[key].tobytes(), key
 
 
 # --------------------------------------------------------------------------- the pool
