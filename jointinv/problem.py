@@ -126,9 +126,7 @@ def surface_from_sensors(datasets: dict[str, Dataset], merge_distance: float) ->
     xz = xz[np.argsort(xz[:, 0], kind="stable")]
     groups = np.r_[0, np.cumsum(np.diff(xz[:, 0]) > merge_distance)]
     count = np.bincount(groups)
-    surface = np.column_stack(
-        [np.bincount(groups, xz[:, i]) / count for i in (0, 1)]
-    )
+    surface = np.column_stack([np.bincount(groups, xz[:, i]) / count for i in (0, 1)])
     shift = np.hypot(*(xz - surface[groups]).T).max()
     log.info(
         "topography: %d surface points from %d sensor positions (largest shift onto a "
@@ -639,6 +637,4 @@ def build_problem(loaded: LoadedConfig, *, only: list[str] | None = None) -> Pro
     sensed = {source_property(config, config.modalities[n].property) for n in datasets}
     couplings = build_couplings(loaded, mesh, blocks, transforms, sensed)
     objective = Objective(misfits, regularization, couplings)
-    return Problem(
-        loaded, mesh, block_list, transforms, datasets, objective, clocks, m0, relations
-    )
+    return Problem(loaded, mesh, block_list, transforms, datasets, objective, clocks, m0, relations)

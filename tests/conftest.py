@@ -14,6 +14,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "configs" / "quickstart.yaml"
 SAMPLES = REPO / "data" / "samples" / "profile2d"
+#: Real field datasets live beside the repository, never inside it.
+REALDATA = REPO.parent / "shared" / "realdata"
 
 #: Data file of each modality in the copied sample folder (relative to the config).
 DATA_FILES = {
@@ -21,6 +23,16 @@ DATA_FILES = {
     "traveltime": "data/traveltime.sgt",
     "gravity": "data/gravity.csv",
 }
+
+
+def real(rel: str) -> Path:
+    """A file of ``../shared/realdata``; skips the test when it is absent."""
+    if not REALDATA.is_dir():
+        pytest.skip(f"real data directory {REALDATA} not present (shared data beside the repo)")
+    path = REALDATA / rel
+    if not path.is_file():
+        pytest.skip(f"real data file {path} not present")
+    return path
 
 
 def quickstart_mapping() -> dict[str, Any]:

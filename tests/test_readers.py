@@ -11,7 +11,7 @@ import pytest
 from jointinv.errors import DataError
 from jointinv.readers import read_ert, read_gravity_csv, read_traveltime
 
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+from .conftest import real
 
 # Six flat electrodes at x = 0..5 m; lines 1-8 are the sensor block, line 9 the data count,
 # line 10 the data token line, data rows from line 11.
@@ -666,15 +666,6 @@ def test_gravity_bad(tmp_path, text, line, message):
 
 
 # --------------------------------------------------------------------------- real data
-
-
-def real(rel: str) -> Path:
-    if not REALDATA.is_dir():
-        pytest.skip(f"real data directory {REALDATA} not present (shared data beside the repo)")
-    path = REALDATA / rel
-    if not path.is_file():
-        pytest.skip(f"real data file {path} not present")
-    return path
 
 
 def test_real_koenigsee_sgt():

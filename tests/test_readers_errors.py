@@ -17,7 +17,8 @@ from jointinv.config import load_config
 from jointinv.errors import ConfigError, DataError
 from jointinv.problem import load_datasets
 
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+from .conftest import real
+
 runner = CliRunner()
 
 # eight flat electrodes, Wenner alpha data: lines 1-10 sensors, 11 count, 12 tokens, 13.. rows
@@ -47,15 +48,6 @@ def config_error(field: str, message: str):
     return pytest.raises(
         ConfigError, match="^" + re.escape(f"quick.yaml: {field}: {message}") + "$"
     )
-
-
-def real(rel: str) -> Path:
-    if not REALDATA.is_dir():
-        pytest.skip(f"real data directory {REALDATA} not present (shared data beside the repo)")
-    path = REALDATA / rel
-    if not path.is_file():
-        pytest.skip(f"real data file {path} not present")
-    return path
 
 
 # --------------------------------------------------------------------------- ERT err unit

@@ -25,7 +25,7 @@ from jointinv.readers import (
     read_traveltime,
 )
 
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+from .conftest import real
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -37,15 +37,6 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def raises(path: Path, line: int | None, message: str, error: type = DataError):
     where = f"{path}:{line}: " if line else f"{path}: "
     return pytest.raises(error, match="^" + re.escape(where + message) + "$")
-
-
-def real(rel: str) -> Path:
-    if not REALDATA.is_dir():
-        pytest.skip(f"real data directory {REALDATA} not present (shared data beside the repo)")
-    path = REALDATA / rel
-    if not path.is_file():
-        pytest.skip(f"real data file {path} not present")
-    return path
 
 
 # --------------------------------------------------------------------------- ERT variants

@@ -15,8 +15,6 @@ engine imports until a file actually needs numerical factors.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -25,17 +23,6 @@ from ..errors import EngineError
 log = logging.getLogger(__name__)
 
 __all__ = ["numerical_geometric_factors"]
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    logger = logging.getLogger("pyGIMLi")
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def numerical_geometric_factors(electrodes: np.ndarray, abmn: np.ndarray) -> np.ndarray:
@@ -63,6 +50,8 @@ def numerical_geometric_factors(electrodes: np.ndarray, abmn: np.ndarray) -> np.
     try:
         import pygimli as pg
         from pygimli.physics import ert
+
+        from .pgmesh import quiet_pygimli
     except ImportError as exc:  # pragma: no cover - pygimli is a dependency
         raise EngineError(
             f"numerical geometric factors need pyGIMLi, which cannot be imported: {exc}"
@@ -81,7 +70,7 @@ def numerical_geometric_factors(electrodes: np.ndarray, abmn: np.ndarray) -> np.
         len(abmn),
         len(electrodes),
     )
-    with _quiet():
+    with quiet_pygimli():
         k = np.asarray(ert.createGeometricFactors(data, numerical=True), dtype=float)
     bad = ~np.isfinite(k) | (k == 0)
     if k.shape != (len(abmn),) or bad.any():
