@@ -85,6 +85,13 @@ TRACE_CG_TOLERANCE = 1e-3
 #: exit code of ``jointinv conflict-test`` when a conflict is found
 EXIT_CONFLICT = 3
 
+#: cap on the Gauss-Newton iterations of each fit of a bootstrap replicate (config
+#: fits), below ``inversion.max_iterations``; None: the same cap as the fits of the
+#: observed data, so that T* is computed exactly as T. On the quick start a cap of 8
+#: stopped 3 of 8 replicate fits before they stagnated (the coupled fit of the observed
+#: data at β* takes 10), so it is off by default.
+REPLICATE_MAX_ITERATIONS: int | None = None
+
 
 class Setup(Protocol):
     """What the test needs from a problem (a config, or a small linear test problem).
@@ -420,14 +427,21 @@ def _replicates(
 ) -> list[float]:
     """T of each replicate (one per seed): noise drawn in the order of ``setup.names``."""
     out = []
-    with threadpool_limits(limits=1, user_api="blas"):
-        for s in seeds:
-            rng = np.random.default_rng(s)
-            data = {
-                k: predicted[k] + std[k] * rng.standard_normal(len(predicted[k]))
-                for k in setup.names
-            }
-            out.append(statistic(setup, data, m0))
+    flag = hasattr(setup, "replicate")  # ConfigSetup: the iteration cap of replicate fits
+    if flag:
+        setup.replicate = True
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            for s in seeds:
+                rng = np.random.default_rng(s)
+                data = {
+                    k: predicted[k] + std[k] * rng.standard_normal(len(predicted[k]))
+                    for k in setup.names
+                }
+                out.append(statistic(setup, data, m0))
+    finally:
+        if flag:
+            setup.replicate = False
     return out
 
 
@@ -443,12 +457,18 @@ def bootstrap_statistics(
 ) -> list[float]:
     """T of ``n`` data sets simulated from ``predicted`` with noise σ = ``std``.
 
-    Each coupled fit starts from ``m0`` (the coupled solution of the observed
-    data, default the setup's start), each fit alone from the coupled one.
+    Warm start: each coupled fit starts from ``m0`` (the coupled solution of
+    the observed data, default the setup's start), next to its optimum since
+    the data are simulated from it; each fit alone starts from the coupled fit
+    of the same replicate, exactly as for the observed statistic. All fits are
+    at the same β* as the observed ones.
 
     Replicate ``i`` uses ``SeedSequence(seed).spawn(n)[i]``; with ``workers > 1``
-    the replicates are split into contiguous chunks run in a process pool, and
-    the result is the same list as serially.
+    the replicates are split into ``workers`` contiguous chunks run in a process
+    pool (one pickled copy of ``setup`` per chunk, so a :class:`ConfigSetup`
+    builds its problems, engines included, once per worker and only swaps the
+    observed data between replicates), and the result is the same list as
+    serially.
     """
     seeds = np.random.SeedSequence(seed).spawn(n)
     if workers <= 1 or n == 1:
@@ -473,8 +493,11 @@ class ConfigSetup:
     every other fit (alone, leave-one-out, bootstrap replicates) minimises its
     objective at β*, starting from the coupled solution (a fit alone from the
     coupled fit of the same data). Each fixed-β fit stops on the
-    config's stagnation tolerance or ``max_iterations``. With
-    ``augmented=True`` the biases of ``conflict.biases`` join the model vector.
+    config's stagnation tolerance or ``max_iterations``, the fits of bootstrap
+    replicates (``replicate`` set) included, unless :data:`REPLICATE_MAX_ITERATIONS`
+    sets a lower cap for them. A fit stopped by the cap is logged as a warning
+    and every fit is recorded in :attr:`fits`. With ``augmented=True`` the
+    biases of ``conflict.biases`` join the model vector.
     """
 
     def __init__(self, loaded: Any, *, augmented: bool = False) -> None:
@@ -482,6 +505,10 @@ class ConfigSetup:
         self.augmented = augmented
         self.names = list(loaded.config.modalities)
         self.beta: float | None = None
+        #: set while fitting bootstrap replicates (:data:`REPLICATE_MAX_ITERATIONS`)
+        self.replicate = False
+        #: (modalities, iterations, stop message, capped) of every fixed-β fit
+        self.fits: list[tuple[str, int, str, bool]] = []
         self._cache: dict[tuple[str, ...], tuple[Any, Objective]] = {}
         self._blocks: list[BiasBlock] | None = None
 
@@ -492,6 +519,7 @@ class ConfigSetup:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._cache, self._blocks = {}, None
+        self.replicate, self.fits = False, []
 
     def _problem(self, names: tuple[str, ...]) -> tuple[Any, Objective]:
         from .problem import build_problem
@@ -555,16 +583,39 @@ class ConfigSetup:
         for t in objective.misfits:
             t.weight = 1.0
         never = {t.name: -1.0 for t in objective.misfits}
+        cap = settings.max_iterations
+        if self.replicate and REPLICATE_MAX_ITERATIONS is not None:
+            cap = min(cap, REPLICATE_MAX_ITERATIONS)
         gn = self._gauss_newton(
             objective,
             BetaCooling(self.beta, factor=1.0),
             stopping=Stopping(
-                never,
-                max_iterations=settings.max_iterations,
-                stagnation_tolerance=settings.stagnation_tolerance,
+                never, max_iterations=cap, stagnation_tolerance=settings.stagnation_tolerance
             ),
         )
-        return gn.run(m0).model
+        t0 = time.perf_counter()
+        result = gn.run(m0)
+        names = "+".join(t.name for t in objective.misfits)
+        capped = result.nit >= cap and "maximum" in gn.message
+        self.fits.append((names, result.nit, gn.message, capped))
+        log.info(
+            "conflict test: %sfit of %s at beta*: %d iterations in %.1f s (%s)",
+            "replicate " if self.replicate else "",
+            names,
+            result.nit,
+            time.perf_counter() - t0,
+            gn.message,
+        )
+        if capped:
+            log.warning(
+                "conflict test: a %sfit of %s stopped at the cap of %d iterations "
+                "before stagnating; its misfit, hence %s, is approximate",
+                "replicate " if self.replicate else "",
+                names,
+                cap,
+                "T*" if self.replicate else "T",
+            )
+        return result.model
 
     def _run_schedule(self, objective: Objective, m0: np.ndarray) -> np.ndarray:
         from .balancing import MisfitBalancer
