@@ -102,17 +102,27 @@ class SavedDiagnostics:
 
 
 # --- writing -------------------------------------------------------------------
-def _cells(group: h5py.Group, name: str, values: np.ndarray, mesh: h5py.Group) -> h5py.Dataset:
+def cells_on_grid(mesh: h5py.Group, values: np.ndarray) -> np.ndarray:
+    """Per-cell values as the (n_z, n_x) grid of ``mesh`` (a ``/mesh`` group).
+
+    ``values`` holds one value per cell or one per active cell (x fastest);
+    inactive cells of ``/mesh/active`` become NaN (False for boolean masks).
+    """
     shape = (len(mesh["nodes_z"]) - 1, len(mesh["nodes_x"]) - 1)
-    values = np.asarray(values)
-    if values.size != shape[0] * shape[1] and "active" in mesh:
-        # one value per active cell: NaN (False for masks) in the air cells
-        active = mesh["active"][()].ravel().astype(bool)
-        is_mask = values.dtype == bool
-        full = np.full(active.size, False if is_mask else np.nan, dtype=bool if is_mask else float)
-        full[active] = values
-        values = full
-    d = group.create_dataset(name, data=values.reshape(shape))
+    values = np.asarray(values).ravel()
+    is_mask = values.dtype == bool
+    if not is_mask:
+        values = values.astype(float)
+    active = mesh["active"][()] if "active" in mesh else np.ones(shape, dtype=bool)
+    grid = np.full(shape, False if is_mask else np.nan, dtype=values.dtype)
+    if values.size == active.size:
+        values = values.reshape(shape)[active]
+    grid[active] = values  # row-major: the active cells in x-fastest order
+    return grid
+
+
+def _cells(group: h5py.Group, name: str, values: np.ndarray, mesh: h5py.Group) -> h5py.Dataset:
+    d = group.create_dataset(name, data=cells_on_grid(mesh, values))
     d.dims[0].attach_scale(mesh["cell_center_z"])
     d.dims[1].attach_scale(mesh["cell_center_x"])
     return d

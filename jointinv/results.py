@@ -36,7 +36,7 @@ import h5py
 import numpy as np
 
 from ._version import FORMAT_VERSION
-from .diagnostics_file import SavedDiagnostics, read_diagnostics
+from .diagnostics_file import SavedDiagnostics, cells_on_grid, read_diagnostics
 from .errors import UserInputError
 
 
@@ -197,14 +197,7 @@ def fill_model(f: h5py.File, name: str, values: np.ndarray, *, units: str, trans
     """Write ``/models/<name>``, shape (n_z, n_x), NaN in the inactive cells of
     ``/mesh/active``. ``values`` holds one value per cell or per active cell (x fastest)."""
     mesh = f["mesh"]
-    shape = (len(mesh["nodes_z"]) - 1, len(mesh["nodes_x"]) - 1)
-    values = np.asarray(values, dtype=float).ravel()
-    active = mesh["active"][()] if "active" in mesh else np.ones(shape, dtype=bool)
-    if values.size == active.sum() and not active.all():
-        grid = np.full(shape, np.nan)
-        grid[active] = values  # row-major: the active cells in x-fastest order
-    else:
-        grid = np.where(active, values.reshape(shape), np.nan)
+    grid = cells_on_grid(mesh, np.asarray(values, dtype=float))
     d = f.require_group("models").create_dataset(name, data=grid)
     d.attrs["units"] = units
     d.attrs["transform"] = transform

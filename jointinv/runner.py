@@ -262,12 +262,12 @@ def _fill(f, problem: Problem, inversion: InversionResult, meta: dict[str, objec
     for name, values in problem.physical(inversion.model).items():
         if name in config.derived:
             derived = config.derived[name]
-            fill_model(f, name, mesh.full(values), units=derived.units, transform="derived")
+            fill_model(f, name, values, units=derived.units, transform="derived")
             f["models"][name].attrs["derived_from"] = derived.source
             f["models"][name].attrs["relation"] = derived.relation.kind
         else:
             prop = config.properties[name]
-            fill_model(f, name, mesh.full(values), units=prop.units, transform=prop.transform)
+            fill_model(f, name, values, units=prop.units, transform=prop.transform)
     fill_cross_gradient_maps(f, problem, inversion.model)
     for misfit in problem.objective.misfits:
         ds = problem.datasets[misfit.name]
