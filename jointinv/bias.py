@@ -4,14 +4,23 @@ A bias block adds ``D·b`` to one modality's prediction, where ``b`` are extra
 entries appended to the joint model vector (after every property block) and
 ``D`` is a design matrix fixed by the bias type:
 
-============  ============  ===================================  ==================
-modality      type          column(s) of D                       reported in
-============  ============  ===================================  ==================
-gravity       ``offset``    ones                                 mGal
-gravity       ``trend``     x − mean(x) of the stations (m)      mGal per m
-traveltime    ``static``    indicator of each shot's data        ms (data are in s)
-ert           ``shift``     ones (data are ln ρa)                ln(ohm*m)
-============  ============  ===================================  ==================
+============  ===============  ===================================  ==================
+modality      type             column(s) of D                       reported in
+============  ===============  ===================================  ==================
+gravity       ``offset``       ones                                 mGal
+gravity       ``trend``        x − mean(x) of the stations (m)      mGal per m
+gravity       ``loop_offset``  indicator of each loop's readings    mGal
+                               but the first loop's
+traveltime    ``static``       indicator of each shot's data        ms (data are in s)
+ert           ``shift``        ones (data are ln ρa)                ln(ohm*m)
+============  ===============  ===================================  ==================
+
+``loop_offset`` needs a ``loop`` column in the gravity file (the survey loop,
+i.e. base-station tie, of each reading). The first loop in the file is the
+reference: each other loop gets the offset of its readings relative to it. A
+common offset of every loop is not among them: on a 2D profile it is the field
+of a laterally uniform density layer, so the data cannot tell it from the model
+(declare ``offset`` for it; its σ shows how little the data say).
 
 The bias parameters are not smoothed or damped by the regularization (β does
 not act on them); a very weak Gaussian prior, ``½ Σ (b / σ_b)²`` with
@@ -26,17 +35,23 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from .errors import DataError
 from .objective import DataMisfit, Objective
 
 #: σ_b of the weak Gaussian prior on a bias, in units of the modality's median data σ
 PRIOR_STD_FACTOR = 1.0e3
 
 #: bias types allowed for each modality kind
-BIAS_TYPES = {"gravity": ("offset", "trend"), "traveltime": ("static",), "ert": ("shift",)}
+BIAS_TYPES = {
+    "gravity": ("offset", "trend", "loop_offset"),
+    "traveltime": ("static",),
+    "ert": ("shift",),
+}
 
 _UNITS = {
     "offset": ("mGal", 1.0),
     "trend": ("mGal/m", 1.0),
+    "loop_offset": ("mGal", 1.0),
     "static": ("ms", 1.0e3),
     "shift": ("ln(ohm*m)", 1.0),
 }
@@ -51,7 +66,7 @@ class BiasBlock:
     modality : str
         The modality whose prediction the bias enters.
     kind : str
-        Bias type (``offset``, ``trend``, ``static``, ``shift``).
+        Bias type (``offset``, ``trend``, ``loop_offset``, ``static``, ``shift``).
     design : (n_data, n_bias) array
         D, from the parameters (data units) to the data.
     labels : list of str
@@ -88,6 +103,8 @@ def design_matrix(bias_type: str, survey: object, n_data: int) -> tuple[np.ndarr
     if bias_type == "trend":
         x = np.asarray(survey.stations[:, 0], dtype=float)
         return (x - x.mean())[:, None], ["trend"]
+    if bias_type == "loop_offset":
+        return _loop_design(survey)
     if bias_type == "static":
         shots = np.asarray(survey.shot)
         unique = np.unique(shots)
@@ -95,11 +112,43 @@ def design_matrix(bias_type: str, survey: object, n_data: int) -> tuple[np.ndarr
     raise ValueError(f"unknown bias type {bias_type!r}")
 
 
+def _loop_design(survey: object) -> tuple[np.ndarray, list[str]]:
+    """Indicator columns of every loop but the first (the reference), in file order."""
+    loops = getattr(survey, "loop", None)
+    source = getattr(survey, "source", "")
+    if loops is None:
+        raise DataError(source, None, "the loop_offset bias needs a 'loop' column in this file")
+    _, first = np.unique(loops, return_index=True)
+    order = [str(loops[i]) for i in sorted(first)]
+    if len(order) < 2:
+        raise DataError(
+            source, None, f"the loop_offset bias needs two or more loops; all are '{order[0]}'"
+        )
+    reference, others = order[0], order[1:]
+    design = (np.asarray(loops)[:, None] == np.asarray(others)[None, :]).astype(float)
+    return design, [f"loop {name} − {reference}" for name in others]
+
+
 def bias_block(modality: str, bias_type: str, survey: object, n_data: int) -> BiasBlock:
     """A :class:`BiasBlock` for a modality's survey (start is set by :func:`layout`)."""
     design, labels = design_matrix(bias_type, survey, n_data)
     units, scale = _UNITS[bias_type]
     return BiasBlock(modality, bias_type, design, labels, units, scale)
+
+
+def declared_blocks(biases: dict[str, list[str]], datasets: dict) -> list[BiasBlock]:
+    """The blocks of a config's ``conflict.biases`` for its loaded datasets.
+
+    Raises
+    ------
+    DataError
+        A bias the data file cannot carry (``loop_offset`` without loops).
+    """
+    return [
+        bias_block(name, kind, datasets[name].survey, len(datasets[name].observed))
+        for name, kinds in biases.items()
+        for kind in kinds
+    ]
 
 
 def layout(blocks: list[BiasBlock], n_model: int) -> int:

@@ -458,9 +458,9 @@ class ConflictConfig(_Strict):
     probes: Annotated[int, Field(ge=1)] = Field(
         20, description="Hutchinson probes of the hat-matrix traces (large problems)."
     )
-    biases: dict[str, list[Literal["offset", "trend", "static", "shift"]]] = Field(
+    biases: dict[str, list[Literal["offset", "trend", "loop_offset", "static", "shift"]]] = Field(
         default_factory=dict,
-        description="Bias parameters by modality: gravity [offset, trend], "
+        description="Bias parameters by modality: gravity [offset, trend, loop_offset], "
         "traveltime [static], ert [shift].",
     )
 

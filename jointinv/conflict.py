@@ -69,7 +69,7 @@ from scipy import stats
 from scipy.sparse.linalg import LinearOperator, cg
 from threadpoolctl import threadpool_limits
 
-from .bias import BiasBlock, augment, bias_block
+from .bias import BiasBlock, augment, declared_blocks
 from .errors import UserInputError
 from .inversion import BetaCooling, GaussNewton, Stopping, estimate_beta0
 from .objective import Objective
@@ -540,11 +540,7 @@ class ConfigSetup:
             from .problem import load_datasets
 
             datasets = load_datasets(self.loaded)
-            self._blocks = [
-                bias_block(name, kind, datasets[name].survey, len(datasets[name].observed))
-                for name, kinds in self.loaded.config.conflict.biases.items()
-                for kind in kinds
-            ]
+            self._blocks = declared_blocks(self.loaded.config.conflict.biases, datasets)
         return self._blocks
 
     def objective(self, names: tuple[str, ...]) -> Objective:
@@ -762,12 +758,15 @@ def conflict_test(
     check_options(**{k: options[k] for k in ("alpha", "bootstrap", "workers")})
     if len(loaded.config.modalities) < 2:
         raise UserInputError(f"{loaded.name}: the conflict test needs at least two modalities")
+    with_biases = ConfigSetup(loaded, augmented=True)
+    if c.biases:
+        with_biases.bias_blocks()  # a bias the data cannot carry fails now, not after the fits
     log.info("conflict test: coupled and uncoupled fits")
     plain = analyze(ConfigSetup(loaded), **options)
     augmented = None
     if c.biases:
         log.info("conflict test: again with the biases %s", dict(c.biases))
-        augmented = analyze(ConfigSetup(loaded, augmented=True), **options)
+        augmented = analyze(with_biases, **options)
     return ConflictReport(str(loaded.path), plain, augmented)
 
 

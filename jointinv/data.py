@@ -132,6 +132,8 @@ class GravityData:
         Distance (m) of each projected station from the profile line.
     n_dropped : int
         Stations of the file dropped for lying beyond the profile's ``max_offset``.
+    loop : (n_data,) str array or None
+        The survey loop (base-station tie) of each reading, from a ``loop`` column.
     """
 
     stations: np.ndarray
@@ -142,6 +144,7 @@ class GravityData:
     map_xy: np.ndarray | None = None
     offset_m: np.ndarray | None = None
     n_dropped: int = 0
+    loop: np.ndarray | None = None
 
     @property
     def n_data(self) -> int:

@@ -848,6 +848,7 @@ def _gravity_data(
     row_lines: np.ndarray,
     profile: ProfileLine | None,
     header_line: int | None,
+    loop: np.ndarray | None = None,
 ) -> GravityData:
     """Build GravityData from (x, z) or (x, y, z) stations, projecting 3D ones."""
     name = Path(source).name
@@ -860,7 +861,12 @@ def _gravity_data(
                 needed=False,
             )
         return GravityData(
-            stations=xyz.copy(), gz_mgal=gz, error_mgal=err, source=source, line_numbers=row_lines
+            stations=xyz.copy(),
+            gz_mgal=gz,
+            error_mgal=err,
+            source=source,
+            line_numbers=row_lines,
+            loop=loop,
         )
     if profile is None:
         raise GravityProfileError(
@@ -903,10 +909,11 @@ def _gravity_data(
         map_xy=xyz[keep, :2].copy(),
         offset_m=offset[keep],
         n_dropped=int((~keep).sum()),
+        loop=None if loop is None else loop[keep],
     )
 
 
-_GRAVITY_COLUMNS = ("x", "y", "z", "gz", "err")
+_GRAVITY_COLUMNS = ("x", "y", "z", "gz", "err", "loop")
 
 
 def read_gravity_csv(path: str | Path, profile: ProfileLine | None = None) -> GravityData:
@@ -917,7 +924,8 @@ def read_gravity_csv(path: str | Path, profile: ProfileLine | None = None) -> Gr
     ``profile``), and optionally ``err`` (case-insensitive, any order); lines
     starting with ``#`` and blank lines are skipped. ``x``, ``y`` and ``z``
     (elevation, up) are in m, ``gz`` (positive for excess mass) and ``err`` in
-    mGal.
+    mGal. An optional ``loop`` column labels the survey loop (base-station tie)
+    of each reading, for the ``loop_offset`` bias of the conflict test.
 
     Parameters
     ----------
@@ -936,6 +944,7 @@ def read_gravity_csv(path: str | Path, profile: ProfileLine | None = None) -> Gr
     header_line = 0
     rows: list[list[float]] = []
     row_lines: list[int] = []
+    loops: list[str] = []
     for lineno, raw in enumerate(lines, start=1):
         text = raw.strip()
         if not text or text.startswith("#"):
@@ -950,7 +959,7 @@ def read_gravity_csv(path: str | Path, profile: ProfileLine | None = None) -> Gr
                     source,
                     lineno,
                     f"unknown column '{unknown[0]}' in the header; expected x, z, gz (or x, y, "
-                    f"z, gz) and optionally err",
+                    f"z, gz) and optionally err, loop",
                 )
             for c in header:
                 if header.count(c) > 1:
@@ -961,7 +970,7 @@ def read_gravity_csv(path: str | Path, profile: ProfileLine | None = None) -> Gr
                     source,
                     lineno,
                     f"the header lacks column(s) {', '.join(missing)}; expected x, z, gz "
-                    f"(or x, y, z, gz) and optionally err",
+                    f"(or x, y, z, gz) and optionally err, loop",
                 )
             continue
         if len(cells) != len(header):
@@ -975,6 +984,9 @@ def read_gravity_csv(path: str | Path, profile: ProfileLine | None = None) -> Gr
         for name, cell in zip(header, cells, strict=True):
             if not cell:
                 raise DataError(source, lineno, f"column '{name}' is empty")
+            if name == "loop":
+                loops.append(cell.strip("\"'").strip())
+                continue
             row.append(_parse_number(source, lineno, cell, name, "data"))
         rows.append(row)
         row_lines.append(lineno)
@@ -983,7 +995,8 @@ def read_gravity_csv(path: str | Path, profile: ProfileLine | None = None) -> Gr
     if not rows:
         raise DataError(source, header_line, "no data rows after the header")
     values = np.asarray(rows, dtype=float)
-    col = {name: values[:, j].copy() for j, name in enumerate(header)}
+    numeric = [c for c in header if c != "loop"]
+    col = {name: values[:, j].copy() for j, name in enumerate(numeric)}
     coords = ["x", "y", "z"] if "y" in col else ["x", "z"]
     return _gravity_data(
         source,
@@ -993,6 +1006,7 @@ def read_gravity_csv(path: str | Path, profile: ProfileLine | None = None) -> Gr
         np.asarray(row_lines),
         profile,
         header_line,
+        np.asarray(loops, dtype=str) if "loop" in header else None,
     )
 
 

@@ -237,6 +237,15 @@ def test_gravity_without_err_any_order(tmp_path):
     assert d.error_mgal is None
 
 
+def test_gravity_loop_column(tmp_path):
+    text = "x,loop,z,gz\n0,A,0,0.1\n5,'day 2',0,0.2\n10,A,0,0.3\n"
+    d = read_gravity_csv(write(tmp_path, text, "g.csv"))
+    np.testing.assert_array_equal(d.stations, [[0, 0], [5, 0], [10, 0]])
+    np.testing.assert_array_equal(d.gz_mgal, [0.1, 0.2, 0.3])
+    assert d.loop.tolist() == ["A", "day 2", "A"]
+    assert read_gravity_csv(write(tmp_path, "x,z,gz\n0,0,1\n", "h.csv")).loop is None
+
+
 # --------------------------------------------------------------------------- bad files (all)
 
 
@@ -644,18 +653,20 @@ def test_sgt_no_token_line(tmp_path):
         (
             "x,gz\n0,1\n",
             1,
-            "the header lacks column(s) z; expected x, z, gz (or x, y, z, gz) and optionally err",
+            "the header lacks column(s) z; expected x, z, gz (or x, y, z, gz) and optionally "
+            "err, loop",
         ),
         (
             "x,z,gz,error\n0,0,1,1\n",
             1,
             "unknown column 'error' in the header; expected x, z, gz (or x, y, z, gz) and "
-            "optionally err",
+            "optionally err, loop",
         ),
         ("x,z,gz,X\n", 1, "column 'x' appears twice in the header"),
         ("x,z,gz\n0,0,1\n1,0\n", 3, "row has 2 values but the header (line 1) names 3 columns"),
         ("x,z,gz\n0,0,1\n1,0,abc\n", 3, "data column 'gz': 'abc' is not a number"),
         ("x,z,gz\n0,0,1\n1,,1\n", 3, "column 'z' is empty"),
+        ("x,z,gz,loop\n0,0,1,A\n1,0,1,\n", 3, "column 'loop' is empty"),
         ("x,z,gz\n0,0,NaN\n", 2, "data column 'gz': value is NaN; a finite number is needed"),
     ],
 )
