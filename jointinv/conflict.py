@@ -44,7 +44,11 @@ Attribution
 The tension modality ``k`` adds is ``T − T_{−k}``, the change in the statistic
 when it joins the others (``T_{−k}`` from the same test without ``k``), with a
 χ² p-value on ``ν − ν_{−k}`` degrees of freedom. The suspect is the modality
-with the smallest such p-value.
+with the smallest such p-value. A modality's verdict is ``conflict`` only when
+the test as a whole finds one (its p-value < α) and its own p-value is < α: on
+a nonlinear problem ``T`` and ``T_{−k}`` each carry the optimisation error of
+their fits, and a small ``ν − ν_{−k}`` turns that error alone into a small
+p-value.
 
 Augmentation
 ------------
@@ -367,9 +371,8 @@ def analyze(
             dof_o = sum(tr_alone[n] for n in others) - sum(tr_o.values())
         tension, dof_k = t_all - t_o, dof - dof_o
         p = _p_chi2(tension, dof_k)
-        verdict = "conflict" if p < alpha else "consistent"
         n_k = coupled.n_data[k]
-        rows.append(ModalityRow(k, n_k, chi2_alone[k], coupled.chi2[k], tension, dof_k, p, verdict))
+        rows.append(ModalityRow(k, n_k, chi2_alone[k], coupled.chi2[k], tension, dof_k, p, ""))
     t2 = time.perf_counter()
     replicates: list[float] = []
     if bootstrap:
@@ -389,6 +392,9 @@ def analyze(
     }
     augmented = bool(setup.bias_blocks())
     p_fast = _p_chi2(t_all, dof)
+    overall = (p_fast if p_boot is None else p_boot) < alpha
+    for r in rows:  # a modality is in conflict only when the test as a whole finds one
+        r.verdict = "conflict" if overall and r.p_value < alpha else "consistent"
     return Analysis(augmented, alpha, t_all, dof, p_fast, p_boot, replicates, rows, biases, seconds)
 
 

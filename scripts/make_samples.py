@@ -153,24 +153,37 @@ def main() -> None:
     porous.save(args.out / "porosity2d" / "true_model.json")
 
 
-#: offset of gravity_biased.csv (mGal): 5 σ of the gravity noise
+#: offset of loop B of gravity_biased.csv (mGal): 5 σ of the gravity noise
 GRAVITY_BIAS_MGAL = 5 * GRAVITY_NOISE_MGAL
+#: loop B: the stations from this x (m) on, read on a second loop with a wrong base tie
+LOOP_B_FROM_X = 32.0
 
 
 def write_biased_gravity(out: Path) -> None:
-    """gravity_biased.csv: gravity.csv plus a constant offset of GRAVITY_BIAS_MGAL.
+    """gravity_biased.csv: gravity.csv with a ``loop`` column, loop B offset.
 
-    For ``jointinv conflict-test`` (configs/conflict_biased.yaml); made from the
-    written gravity.csv, without simulating again.
+    Stations with x >= LOOP_B_FROM_X form loop B, whose readings are
+    GRAVITY_BIAS_MGAL too high (an uncorrected base-tie error); loop A is as
+    simulated. For ``jointinv conflict-test`` (configs/conflict_biased.yaml);
+    made from the written gravity.csv, without simulating again.
     """
     from jointinv.readers import read_gravity_csv
 
     data = read_gravity_csv(out / "gravity.csv")
-    write_gravity(out / "gravity_biased.csv", data.stations, data.gz_mgal + GRAVITY_BIAS_MGAL)
-    lines = (out / "gravity_biased.csv").read_text().splitlines(keepends=True)
-    note = f"# biased sample: gravity.csv + {GRAVITY_BIAS_MGAL:g} mGal (5 sigma) offset\n"
-    (out / "gravity_biased.csv").write_text(lines[0] + note + "".join(lines[1:]))
-    print(f"wrote {out / 'gravity_biased.csv'}: offset {GRAVITY_BIAS_MGAL:g} mGal")
+    loop_b = data.stations[:, 0] >= LOOP_B_FROM_X
+    gz = data.gz_mgal + np.where(loop_b, GRAVITY_BIAS_MGAL, 0.0)
+    lines = [
+        "# gz: vertical gravity anomaly (mGal), positive for excess mass; x, z in m (z up)",
+        f"# biased sample: gravity.csv, loop B (x >= {LOOP_B_FROM_X:g} m) "
+        f"+{GRAVITY_BIAS_MGAL:g} mGal (5 sigma)",
+        "x,z,gz,err,loop",
+    ]
+    lines += [
+        f"{x:.3f},{z:.3f},{g:.6f},{GRAVITY_NOISE_MGAL:g},{'B' if b else 'A'}"
+        for (x, z), g, b in zip(data.stations, gz, loop_b)
+    ]
+    (out / "gravity_biased.csv").write_text("\n".join(lines) + "\n")
+    print(f"wrote {out / 'gravity_biased.csv'}: loop B offset {GRAVITY_BIAS_MGAL:g} mGal")
 
 
 def write_sample(out: Path, d: dict) -> None:
