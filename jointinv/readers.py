@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,6 +160,13 @@ class _Unified:
 
     def token_list(self) -> str:
         return " ".join(t.text for t in self.tokens)
+
+    def reject_first(self, bad: np.ndarray, message: Callable[[int], str]) -> None:
+        """Raise a DataError at the line of the first datum where ``bad`` holds;
+        ``message(i)`` says what is wrong with datum ``i``."""
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DataError(self.source, int(self.row_lines[i]), message(i))
 
 
 class _Lines:
@@ -496,40 +504,32 @@ def _indices(u: _Unified, name: str, remote_ok: bool) -> np.ndarray:
     j = u.col(name)
     assert j is not None
     raw = u.values[:, j]
-    nonint = raw != np.round(raw)
-    if nonint.any():
-        i = int(np.argmax(nonint))
-        raise DataError(
-            u.source,
-            int(u.row_lines[i]),
-            f"sensor index {_fmt(raw[i])} in column '{name}' is not an integer",
-        )
+    u.reject_first(
+        raw != np.round(raw),
+        lambda i: f"sensor index {_fmt(raw[i])} in column '{name}' is not an integer",
+    )
     idx = raw.astype(np.int64)
     remote = (idx == 0) | (idx == -1) if remote_ok else np.zeros(len(idx), dtype=bool)
-    bad = ~remote & ((idx < 1) | (idx > u.n_sensors))
-    if bad.any():
-        i = int(np.argmax(bad))
-        extra = " (or 0 for a remote electrode)" if remote_ok else ""
-        raise DataError(
-            u.source,
-            int(u.row_lines[i]),
+    extra = " (or 0 for a remote electrode)" if remote_ok else ""
+    u.reject_first(
+        ~remote & ((idx < 1) | (idx > u.n_sensors)),
+        lambda i: (
             f"sensor index {idx[i]} in column '{name}' is out of range: the file has "
-            f"{u.n_sensors} sensors, so indices must be 1..{u.n_sensors}{extra}",
-        )
+            f"{u.n_sensors} sensors, so indices must be 1..{u.n_sensors}{extra}"
+        ),
+    )
     return np.where(remote, -1, idx - 1)
 
 
 def _check_positive(u: _Unified, name: str, values: np.ndarray) -> None:
     """Traveltimes must be positive."""
-    bad = values <= 0
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise DataError(
-            u.source,
-            int(u.row_lines[i]),
+    u.reject_first(
+        values <= 0,
+        lambda i: (
             f"traveltime '{name}' is {_fmt(values[i])}; traveltimes must be positive "
-            f"(fix or remove this pick)",
-        )
+            f"(fix or remove this pick)"
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- ERT
@@ -558,15 +558,13 @@ def _flat_geometric_factor(u: _Unified, abmn: np.ndarray) -> np.ndarray:
         inv = np.where(used, 1.0 / np.where(used, dist, 1.0), 0.0)
         g += sign * inv
         scale = np.maximum(scale, inv)
-    null = np.abs(g) <= 1e-12 * scale
-    if null.any():
-        i = int(np.argmax(null))
-        raise DataError(
-            u.source,
-            int(u.row_lines[i]),
+    u.reject_first(
+        np.abs(g) <= 1e-12 * scale,
+        lambda i: (
             "the electrode geometry gives no voltage on a flat half-space (infinite k); "
-            "remove this datum or add a 'k' column",
-        )
+            "remove this datum or add a 'k' column"
+        ),
+    )
     return 2.0 * np.pi / g
 
 
@@ -658,12 +656,7 @@ def read_ert(path: str | Path) -> ErtData:
                 f"the data columns ({u.token_list()}) give no apparent resistivity: add a "
                 f"'rhoa' column, or 'r' (ohm), or 'u' (V) and 'i' (A)",
             )
-        zero = ci == 0
-        if zero.any():
-            i = int(np.argmax(zero))
-            raise DataError(
-                u.source, int(u.row_lines[i]), "current 'i' is 0, so r = u/i is undefined"
-            )
+        u.reject_first(ci == 0, lambda i: "current 'i' is 0, so r = u/i is undefined")
         r, r_from = cu / ci, "'u' and 'i'"
 
     k_file = column("k")
@@ -671,11 +664,9 @@ def read_ert(path: str | Path) -> ErtData:
         k_file = None  # a column of zeros (e.g. luneplateP3start.dat): no k given
     if k_file is not None and (k_file == 0).any():
         if rhoa is None:
-            i = int(np.argmax(k_file == 0))
-            raise DataError(
-                u.source,
-                int(u.row_lines[i]),
-                f"geometric factor 'k' is 0; needed to compute rhoa from {r_from}",
+            u.reject_first(
+                k_file == 0,
+                lambda i: f"geometric factor 'k' is 0; needed to compute rhoa from {r_from}",
             )
         log.warning(
             "%s: the 'k' column has zeros; computing every geometric factor instead",
@@ -756,15 +747,13 @@ def read_traveltime(path: str | Path) -> TraveltimeData:
         )
     shot = _indices(u, "s", remote_ok=False)
     geophone = _indices(u, "g", remote_ok=False)
-    same = shot == geophone
-    if same.any():
-        i = int(np.argmax(same))
-        raise DataError(
-            u.source,
-            int(u.row_lines[i]),
-            f"shot and geophone are the same sensor (s = g = {shot[i] + 1}); a pick needs "
-            f"a geophone away from the shot",
-        )
+    u.reject_first(
+        shot == geophone,
+        lambda i: (
+            f"shot and geophone are the same sensor (s = g = {shot[i] + 1}); a pick "
+            f"needs a geophone away from the shot"
+        ),
+    )
 
     def seconds(name: str) -> np.ndarray:
         j = u.col(name)
