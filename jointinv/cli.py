@@ -105,6 +105,22 @@ def run(
             "'jointinv diagnose' computes them later.",
         ),
     ] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help="Invert only this modality (repeat for several); couplings between the "
+            "properties they sense stay.",
+        ),
+    ] = None,
+    separate: Annotated[
+        bool,
+        typer.Option(
+            "--separate",
+            help="Also invert every modality alone with the same settings and write each "
+            "under /separate/<modality> in the same file, to see what the coupling changed.",
+        ),
+    ] = False,
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
@@ -125,6 +141,8 @@ def run(
             command_line=" ".join(["jointinv", *sys.argv[1:]]),
             resume=resume,
             diagnostics=False if no_diagnostics else None,
+            only=only or None,
+            separate=separate,
         ),
     )
     printer.finish(result, time.perf_counter() - started)

@@ -217,12 +217,21 @@ class GravityOptions(_Strict):
     )
 
 
+BiasKind = Literal["offset", "trend", "loop_offset", "static", "shift"]
+
+
 class _ModalityBase(_Strict):
     data: str = Field(description="Data file, relative to the config file.")
     property: str = Field(description="Name of the property this method senses.")
     error: ErrorModel
     chi2_target: PositiveFloat | None = Field(
         None, description="χ² target of this modality (default: inversion.chi2_target)."
+    )
+    biases: list[BiasKind] = Field(
+        default_factory=list,
+        description="Bias parameters estimated with the model in 'jointinv run' and written "
+        "to /biases with their σ: gravity offset, trend, loop_offset; traveltime static; "
+        "ert shift.",
     )
 
 
@@ -328,7 +337,11 @@ class DerivedProperty(_Strict):
 class CrossGradientCoupling(_Strict):
     kind: Literal["cross_gradient"]
     properties: tuple[str, str] = Field(description="The two coupled properties.")
-    weight: PositiveFloat = Field(description="γ, the weight of the term.")
+    weight: PositiveFloat | None = Field(
+        None,
+        description="γ, the weight of the term; default: derived from β, the regularization "
+        "and the current models at every iteration (inversion.coupling_strength).",
+    )
     normalized: bool = Field(
         False, description="Scale gradients by their magnitude (insensitive to contrast)."
     )
@@ -397,14 +410,19 @@ class CgSettings(_Strict):
 
 
 class BalancingConfig(_Strict):
-    """Misfit balancing so that no modality dominates (see README)."""
+    """Per-modality weights, so that every modality lands on its own χ² target
+    (README: "How a run reaches its targets")."""
 
-    enabled: bool = False
-    initial_scaling: bool = Field(
-        True, description="Start with each misfit scaled by 1/λmax of its GN Hessian."
+    enabled: bool = Field(
+        True,
+        description="Hold a modality's trade-off once it reaches its χ² target, relax it "
+        "below the band, while the others catch up.",
     )
-    factor: Annotated[float, Field(ge=1.0, le=10.0)] = Field(
-        1.5, description="Per-iteration change of a weight above/below its χ² target."
+    initial_scaling: bool = Field(
+        False,
+        description="Start with each misfit scaled to the same largest GN curvature (off: "
+        "β0 is set by the stiffest data set and the others start smoother, which keeps "
+        "the first nonlinear steps short of overshooting).",
     )
 
 
@@ -412,6 +430,17 @@ class InversionConfig(_Strict):
     max_iterations: Annotated[int, Field(ge=0)] = 20
     balancing: BalancingConfig = BalancingConfig()
     chi2_target: PositiveFloat = 1.0
+    chi2_band: tuple[PositiveFloat, PositiveFloat] = Field(
+        (0.8, 1.2),
+        description="The run stops when every modality's χ² lies within [low, high] × its "
+        "target; a final χ² below the band is reported as over-fitting.",
+    )
+    coupling_strength: PositiveFloat = Field(
+        1.0,
+        description="κ of the default weight of couplings declared without 'weight': the "
+        "smoothness a cross-gradient adds along the other property's structure, relative to "
+        "the regularization's (README: Couplings).",
+    )
     beta: BetaSchedule = BetaSchedule()
     cg: CgSettings = CgSettings()
     max_line_search_halvings: Annotated[int, Field(ge=0, le=30)] = 8
@@ -419,6 +448,13 @@ class InversionConfig(_Strict):
         1e-3, description="Stop when Φ decreases by less than this fraction in one iteration."
     )
     seed: int = Field(0, description="Random seed (power iterations, any sampling).")
+
+    @model_validator(mode="after")
+    def _band(self) -> InversionConfig:
+        lo, hi = self.chi2_band
+        if not lo <= 1.0 <= hi:
+            raise ValueError("chi2_band must be [low, high] with low <= 1 <= high")
+        return self
 
 
 class OutputConfig(_Strict):
@@ -458,7 +494,7 @@ class ConflictConfig(_Strict):
     probes: Annotated[int, Field(ge=1)] = Field(
         20, description="Hutchinson probes of the hat-matrix traces (large problems)."
     )
-    biases: dict[str, list[Literal["offset", "trend", "loop_offset", "static", "shift"]]] = Field(
+    biases: dict[str, list[BiasKind]] = Field(
         default_factory=dict,
         description="Bias parameters by modality: gravity [offset, trend, loop_offset], "
         "traveltime [static], ert [shift].",
@@ -707,12 +743,15 @@ def _check_biases(config: Config, source: str) -> None:
     """A bias needs its modality, and a type that fits the modality's kind."""
     from .bias import BIAS_TYPES
 
-    for name, kinds in config.conflict.biases.items():
-        field = f"conflict.biases.{name}"
+    declared = [(f"conflict.biases.{n}", n, k) for n, k in config.conflict.biases.items()]
+    declared += [(f"modalities.{n}.biases", n, m.biases) for n, m in config.modalities.items()]
+    for field, name, kinds in declared:
         if name not in config.modalities:
             present = ", ".join(config.modalities)
             raise ConfigError(source, field, f"no modality '{name}' (present: {present})")
         kind = config.modalities[name].kind
+        if len(set(kinds)) < len(kinds):
+            raise ConfigError(source, field, "names a bias twice")
         for bias in kinds:
             if bias not in BIAS_TYPES[kind]:
                 allowed = ", ".join(BIAS_TYPES[kind])

@@ -75,7 +75,7 @@ from threadpoolctl import threadpool_limits
 
 from .bias import BiasBlock, augment, declared_blocks
 from .errors import UserInputError
-from .inversion import BetaCooling, GaussNewton, Stopping, estimate_beta0
+from .inversion import BetaCooling, GaussNewton, Stopping
 from .objective import Objective
 
 log = logging.getLogger(__name__)
@@ -511,6 +511,8 @@ class ConfigSetup:
         self.augmented = augmented
         self.names = list(loaded.config.modalities)
         self.beta: float | None = None
+        #: the automatic coupling weights at β* (set by the first coupled fit)
+        self.coupling_weights: dict[str, float] = {}
         #: set while fitting bootstrap replicates (:data:`REPLICATE_MAX_ITERATIONS`)
         self.replicate = False
         #: (modalities, iterations, stop message, capped) of every fixed-β fit
@@ -519,7 +521,7 @@ class ConfigSetup:
         self._blocks: list[BiasBlock] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        keep = ("loaded", "augmented", "names", "beta")
+        keep = ("loaded", "augmented", "names", "beta", "coupling_weights")
         return {k: self.__dict__[k] for k in keep}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -532,21 +534,35 @@ class ConfigSetup:
 
         key = tuple(n for n in self.names if n in names)
         if key not in self._cache:
-            problem = build_problem(self.loaded, only=list(key))
+            problem = build_problem(self.loaded, only=list(key), biases=False)
             objective = problem.objective
-            if self.augmented:
+            for term in problem.auto_couplings:  # γ* of the first coupled fit
+                term.weight = self.coupling_weights.get(term.name, term.weight)
+            if self.bias_blocks():
                 objective = augment(objective, self.bias_blocks(), len(problem.m_start))
             self._cache[key] = (problem, objective)
         return self._cache[key]
 
-    def bias_blocks(self) -> list[BiasBlock]:
-        if not self.augmented:
-            return []
-        if self._blocks is None:
-            from .problem import load_datasets
+    def declared_biases(self) -> dict[str, list[str]]:
+        """The modalities' own ``biases`` (both passes), and ``conflict.biases`` too
+        in the augmented pass."""
+        config = self.loaded.config
+        out = {n: list(m.biases) for n, m in config.modalities.items() if m.biases}
+        if self.augmented:
+            for name, kinds in config.conflict.biases.items():
+                have = out.setdefault(name, [])
+                have += [k for k in kinds if k not in have]
+        return out
 
-            datasets = load_datasets(self.loaded)
-            self._blocks = declared_blocks(self.loaded.config.conflict.biases, datasets)
+    def bias_blocks(self) -> list[BiasBlock]:
+        if self._blocks is None:
+            declared = self.declared_biases()
+            datasets = {}
+            if declared:
+                from .problem import load_datasets
+
+                datasets = load_datasets(self.loaded)
+            self._blocks = declared_blocks(declared, datasets)
         return self._blocks
 
     def objective(self, names: tuple[str, ...]) -> Objective:
@@ -620,32 +636,24 @@ class ConfigSetup:
         return result.model
 
     def _run_schedule(self, objective: Objective, m0: np.ndarray) -> np.ndarray:
-        from .balancing import MisfitBalancer
+        """The first coupled fit, as ``jointinv run`` does it; fixes β* and the
+        automatic coupling weights γ* for every later fit."""
+        from .schedule import build_minimizer
 
         settings = self.loaded.config.inversion
-        rng = np.random.default_rng(settings.seed)
-        balancer = None
-        if settings.balancing.enabled and len(objective.misfits) > 1:
-            balancer = MisfitBalancer(objective.misfits, factor=settings.balancing.factor)
-            if settings.balancing.initial_scaling:
-                balancer.scale_initial(m0, rng)
-        beta0 = settings.beta.initial or estimate_beta0(
-            objective, m0, ratio=settings.beta.initial_ratio, rng=rng
-        )
-        schedule = BetaCooling(
-            beta0, factor=settings.beta.cooling_factor, minimum=settings.beta.minimum
-        )
-        gn = self._gauss_newton(
+        problem = self._problem(tuple(self.names))[0]
+        gn, _ = build_minimizer(
             objective,
-            schedule,
-            stopping=Stopping(
-                {t.name: t.chi2_target for t in objective.misfits},
-                max_iterations=settings.max_iterations,
-                stagnation_tolerance=settings.stagnation_tolerance,
-            ),
-            balance=balancer,
+            m0,
+            settings,
+            rng=np.random.default_rng(settings.seed),
+            clocks=problem.clocks,
+            auto_couplings=problem.auto_couplings,
+            regularization_weights=problem.regularization_weights,
         )
-        return gn.run(m0).model
+        model = gn.run(m0).model
+        self.coupling_weights = {t.name: t.weight for t in problem.auto_couplings}
+        return model
 
 
 def _n_params(objective: Objective, m_model: np.ndarray) -> int:

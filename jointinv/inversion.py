@@ -19,6 +19,8 @@ from .objective import Objective
 from .operators import EngineClock
 
 ARMIJO_C = 1e-4
+#: times a failed line search may raise β and try again, per iteration
+MAX_RETREATS = 2
 
 
 @dataclass
@@ -95,9 +97,12 @@ class Stopping:
     def targets_reached(self, chi2: dict[str, float]) -> bool:
         return all(chi2[k] <= t for k, t in self.chi2_targets.items())
 
+    def reached_message(self) -> str:
+        return "every modality reached its χ² target"
+
     def __call__(self, record: IterationRecord, relative_decrease: float | None) -> str | None:
         if self.targets_reached(record.chi2):
-            return "every modality reached its χ² target"
+            return self.reached_message()
         if record.iteration >= self.max_iterations:
             return f"maximum number of iterations ({self.max_iterations}) reached"
         if relative_decrease is not None and relative_decrease < self.stagnation_tolerance:
@@ -131,7 +136,10 @@ class GaussNewton:
     clocks : sequence of EngineClock
         The engines' clocks, to split wall time per iteration.
     balance : callable (record) -> None, optional
-        Called after every iteration to update the misfit weights.
+        Called after every iteration to update the misfit weights (and β).
+    retreat : callable () -> bool, optional
+        Called when the line search fails: it raises β and returns True to try
+        the step again (at most :data:`MAX_RETREATS` times per iteration).
     cg_max_iterations, cg_tolerance : int, float
     max_halvings : int
         Line-search halvings before giving up.
@@ -145,6 +153,7 @@ class GaussNewton:
         stopping: Stopping,
         clocks: Sequence[EngineClock] = (),
         balance: Callable[[IterationRecord], None] | None = None,
+        retreat: Callable[[], bool] | None = None,
         cg_max_iterations: int = 50,
         cg_tolerance: float = 1e-2,
         max_halvings: int = 8,
@@ -154,6 +163,7 @@ class GaussNewton:
         self.stopping = stopping
         self.clocks = list(clocks)
         self.balance = balance
+        self.retreat = retreat
         self.cg_max_iterations = cg_max_iterations
         self.cg_tolerance = cg_tolerance
         self.max_halvings = max_halvings
@@ -246,9 +256,8 @@ class GaussNewton:
                 return
             if self.balance is not None:
                 self.balance(resumed)
-        reason = self.stopping(record, None) if start_iteration == 0 else None
-        if reason and "target" in reason:
-            self.message = reason
+        if start_iteration == 0 and self.stopping.targets_reached(record.chi2):
+            self.message = self.stopping.reached_message()
             return
         iteration = start_iteration
         while True:
@@ -259,6 +268,10 @@ class GaussNewton:
                 )
                 return
             record, m = self._step(m, iteration)
+            for _ in range(MAX_RETREATS if self.retreat is not None else 0):
+                if record is not None or not self.retreat():
+                    break
+                record, m = self._step(m, iteration)
             if record is None:
                 self.message = "line search failed: no decrease of Φ along the Gauss-Newton step"
                 return

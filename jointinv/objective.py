@@ -297,6 +297,7 @@ class CrossGradient:
         weight: float,
         normalized: bool = False,
         epsilon: float = 1e-3,
+        core: np.ndarray | None = None,
     ) -> None:
         self.name = name
         self.a = a
@@ -306,11 +307,23 @@ class CrossGradient:
         self.epsilon = epsilon
         self.areas = mesh.cell_areas
         self.gx, self.gz = mesh.cell_gradient
+        #: cells over which :meth:`mean_squared_gradients` averages (default: all)
+        self.core = np.ones(len(self.areas), bool) if core is None else np.asarray(core, bool)
         self._last_jac: tuple[bytes, sp.csr_matrix, sp.csr_matrix] | None = None
 
     def _gradients(self, m: np.ndarray) -> tuple[np.ndarray, ...]:
         ma, mb = m[self.a.slice], m[self.b.slice]
         return self.gx @ ma, self.gz @ ma, self.gx @ mb, self.gz @ mb
+
+    def mean_squared_gradients(self, m: np.ndarray) -> tuple[float, float]:
+        """Area-weighted mean of |∇m_a|² and |∇m_b|² over the core cells
+        (parameter units² / m²); the scale of the automatic weight."""
+        ax, az, bx, bz = self._gradients(m)
+        area = self.areas[self.core]
+        total = float(area.sum())
+        ga = float(area @ (ax**2 + az**2)[self.core]) / total
+        gb = float(area @ (bx**2 + bz**2)[self.core]) / total
+        return ga, gb
 
     def tau(self, m: np.ndarray) -> np.ndarray:
         """The cross-gradient at each cell (parameter units² / m², or unitless if normalized)."""

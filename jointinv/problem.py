@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import readers
+from .bias import BiasBlock, augment, declared_blocks
 from .config import Config, DepthGradient, ErrorModel, LoadedConfig, build_relation
 from .data import ErtData, GravityData, ProfileLine, TraveltimeData
 from .errors import ConfigError, DataError
@@ -76,10 +77,45 @@ class Problem:
     clocks: list[EngineClock]
     m_start: np.ndarray
     relations: dict[str, Any] = field(default_factory=dict)
+    #: bias parameters estimated with the model (``modalities.<name>.biases``); their
+    #: entries follow the property blocks in the model vector
+    bias_blocks: list[BiasBlock] = field(default_factory=list)
 
     @property
     def config(self) -> Config:
         return self.loaded.config
+
+    @property
+    def sensed(self) -> set[str]:
+        """Properties (inverted and derived) that this problem's data sense, with the
+        inverted property behind each derived one."""
+        out = set()
+        for name in self.datasets:
+            prop = self.config.modalities[name].property
+            out |= {prop, source_property(self.config, prop)}
+        return out
+
+    @property
+    def auto_couplings(self) -> list[CrossGradient]:
+        """Cross-gradient terms declared without ``weight`` (derived by the schedule)."""
+        declared = {
+            f"cross_gradient/{c.properties[0]}__{c.properties[1]}": c.weight
+            for c in self.config.coupling
+            if c.kind == "cross_gradient"
+        }
+        return [
+            t
+            for t in self.objective.couplings
+            if isinstance(t, CrossGradient) and declared.get(t.name, 0.0) is None
+        ]
+
+    @property
+    def regularization_weights(self) -> dict[str, float]:
+        """``α·w_p`` per property: the smoothness weight the automatic coupling weight
+        is scaled against (α = mean of α_x and α_z)."""
+        reg = self.config.regularization
+        alpha = 0.5 * (reg.alpha_x + reg.alpha_z)
+        return {b.name: alpha * reg.property_weights.get(b.name, 1.0) for b in self.blocks}
 
     def physical(self, m: np.ndarray) -> dict[str, np.ndarray]:
         """Every property in physical units: the inverted ones, then the derived ones."""
@@ -571,8 +607,9 @@ def build_couplings(
                     mesh,
                     blocks[a],
                     blocks[b],
-                    weight=term.weight,
+                    weight=0.0 if term.weight is None else term.weight,
                     normalized=term.normalized,
+                    core=mesh.core_mask,
                 )
             )
         else:
@@ -591,7 +628,9 @@ def build_couplings(
     return terms
 
 
-def build_problem(loaded: LoadedConfig, *, only: list[str] | None = None) -> Problem:
+def build_problem(
+    loaded: LoadedConfig, *, only: list[str] | None = None, biases: bool = True
+) -> Problem:
     """Build mesh, operators and objective.
 
     Parameters
@@ -600,6 +639,10 @@ def build_problem(loaded: LoadedConfig, *, only: list[str] | None = None) -> Pro
     only : list of str, optional
         Use only these modalities (and the couplings between properties they
         sense), e.g. for single-method inversions of the same data.
+    biases : bool
+        Append the bias parameters the modalities declare (``biases``) to the
+        model vector (:func:`jointinv.bias.augment`); the conflict test places
+        them itself.
     """
     config = loaded.config
     datasets = load_datasets(loaded)
@@ -637,4 +680,11 @@ def build_problem(loaded: LoadedConfig, *, only: list[str] | None = None) -> Pro
     sensed = {source_property(config, config.modalities[n].property) for n in datasets}
     couplings = build_couplings(loaded, mesh, blocks, transforms, sensed)
     objective = Objective(misfits, regularization, couplings)
-    return Problem(loaded, mesh, block_list, transforms, datasets, objective, clocks, m0, relations)
+    declared = {n: list(config.modalities[n].biases) for n in datasets}
+    blocks = declared_blocks({n: k for n, k in declared.items() if k}, datasets) if biases else []
+    if blocks:
+        objective = augment(objective, blocks, len(m0))
+        m0 = np.concatenate([m0, np.zeros(sum(b.size for b in blocks))])
+    return Problem(
+        loaded, mesh, block_list, transforms, datasets, objective, clocks, m0, relations, blocks
+    )

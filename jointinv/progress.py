@@ -34,5 +34,13 @@ class IterationPrinter:
         inv = result.inversion
         colour = "green" if inv.success else "yellow"
         self.console.print(f"[{colour}]{inv.message}[/{colour}] after {inv.nit} iterations")
+        for name, sep in result.separate.items():
+            chi2 = sep.chi2[name]
+            self.console.print(
+                f"separate {name}: χ² {chi2:.3f} after {sep.inversion.nit} iterations "
+                f"({sep.inversion.message})",
+                highlight=False,
+                markup=False,
+            )
         if result.output is not None:
             self.console.print(f"wrote {result.output} ({seconds:.1f} s)")

@@ -194,9 +194,10 @@ def fill_mesh(
 
 
 def fill_model(f: h5py.File, name: str, values: np.ndarray, *, units: str, transform: str) -> None:
-    """Write ``/models/<name>``, shape (n_z, n_x), NaN in the inactive cells of
+    """Write ``models/<name>`` below ``f`` (the file, or a group such as
+    ``/separate/<modality>``), shape (n_z, n_x), NaN in the inactive cells of
     ``/mesh/active``. ``values`` holds one value per cell or per active cell (x fastest)."""
-    mesh = f["mesh"]
+    mesh = f.file["mesh"]
     grid = cells_on_grid(mesh, np.asarray(values, dtype=float))
     d = f.require_group("models").create_dataset(name, data=grid)
     d.attrs["units"] = units

@@ -5,28 +5,22 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
+import h5py
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ._version import __version__
-from .balancing import MisfitBalancer
 from .checkpoint import Checkpointer, config_hash
 from .config import LoadedConfig, load_config
 from .diagnostics import Diagnostics, run_diagnostics
 from .diagnostics_file import fill_diagnostics
 from .errors import UserInputError
-from .inversion import (
-    BetaCooling,
-    GaussNewton,
-    InversionResult,
-    IterationRecord,
-    Stopping,
-    estimate_beta0,
-)
+from .inversion import InversionResult, IterationRecord
 from .objective import CrossGradient
 from .problem import DATA_LABELS, Problem, build_problem
 from .results import (
@@ -38,6 +32,7 @@ from .results import (
     fill_model,
     write_atomic,
 )
+from .schedule import build_minimizer
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +53,12 @@ class RunResult:
         The HDF5 file written (None when ``write=False``).
     diagnostics : Diagnostics or None
         Posterior diagnostics at the final model (None when not computed).
+    separate : dict
+        With ``separate=True``: the inversion of each modality alone, by name
+        (its ``models`` hold the properties that modality senses).
+    biases : list of BiasEstimate
+        The declared bias parameters (``modalities.<name>.biases``) at the final
+        model, each with its linearised posterior σ (reported units).
     """
 
     problem: Problem
@@ -66,6 +67,8 @@ class RunResult:
     chi2: dict[str, float]
     output: Path | None
     diagnostics: Diagnostics | None = None
+    separate: dict[str, RunResult] = field(default_factory=dict)
+    biases: list[Any] = field(default_factory=list)
 
 
 def output_path(loaded: LoadedConfig, output: str | Path | None) -> Path:
@@ -83,6 +86,7 @@ def run(
     command_line: str | None = None,
     resume: bool = False,
     diagnostics: bool | None = None,
+    separate: bool = False,
 ) -> RunResult:
     """Run one joint inversion.
 
@@ -112,8 +116,13 @@ def run(
     diagnostics : bool, optional
         Compute the posterior diagnostics at the final model (default: the
         config's ``diagnostics.enabled``); see :mod:`jointinv.diagnostics`.
+    separate : bool
+        After the joint inversion, invert every modality alone with the same
+        settings (no couplings) and write each under ``/separate/<modality>``,
+        so the effect of the coupling can be seen beside the joint result.
     """
     loaded = config if isinstance(config, LoadedConfig) else load_config(config)
+    _check_only(loaded, only)
     target = output_path(loaded, output) if write else None
     if target is not None and target.exists() and not force:
         raise UserInputError(f"{target}: output file exists; use --force to overwrite it")
@@ -127,7 +136,15 @@ def run(
     models = problem.physical(inversion.model)
     chi2 = dict(inversion.iterations[-1].chi2)
     wanted = loaded.config.diagnostics.enabled if diagnostics is None else diagnostics
+    if wanted and problem.bias_blocks:
+        log.warning(
+            "posterior diagnostics are not computed for a model with bias parameters "
+            "(each bias is reported with its own sigma in /biases)"
+        )
+        wanted = False
     posterior = _diagnostics(problem, inversion.model) if wanted else None
+    biases = bias_estimates(problem, inversion.model)
+    alone = _separate_runs(loaded, list(problem.datasets)) if separate else {}
     if target is not None:
         meta = {**_meta(loaded, started, inversion, command_line), "config_hash": digest}
 
@@ -135,10 +152,77 @@ def run(
             _fill(f, problem, inversion, meta)
             if posterior is not None:
                 fill_diagnostics(f, posterior)
+            fill_biases(f, biases)
+            for name, sep in alone.items():
+                group = f.create_group(f"separate/{name}")
+                group.attrs["stop_reason"] = sep.inversion.message
+                group.attrs["iterations"] = sep.inversion.nit
+                _fill_inversion(group, sep.problem, sep.inversion, only=sep.problem.sensed)
 
         write_atomic(target, _fill_all)
         checkpoints.remove()
-    return RunResult(problem, inversion, models, chi2, target, posterior)
+    return RunResult(problem, inversion, models, chi2, target, posterior, alone, biases)
+
+
+def bias_estimates(problem: Problem, model: np.ndarray) -> list[Any]:
+    """Every declared bias at the final model with its linearised posterior σ."""
+    if not problem.bias_blocks:
+        return []
+    from .conflict import BiasEstimate, posterior_std
+
+    blocks = problem.bias_blocks
+    index = np.concatenate([np.arange(b.start, b.start + b.size) for b in blocks])
+    std = iter(posterior_std(problem.objective, model, index))
+    out = []
+    for b in blocks:
+        for i, label in enumerate(b.labels):
+            value = b.scale * model[b.start + i]
+            out.append(BiasEstimate(b.modality, b.kind, label, value, b.scale * next(std), b.units))
+            log.info(
+                "%s %s %s: %.4g +- %.2g %s", b.modality, b.kind, label, value, out[-1].std, b.units
+            )
+    return out
+
+
+def fill_biases(f, biases: list[Any]) -> None:
+    """``/biases/<modality>/<kind>``: columns label, value, std (reported units in attrs)."""
+    for b in biases:
+        g = f.require_group(f"biases/{b.modality}")
+        if b.kind not in g:
+            group = [e for e in biases if e.modality == b.modality and e.kind == b.kind]
+            d = g.create_group(b.kind)
+            d["label"] = np.array([e.label for e in group], dtype=h5py.string_dtype())
+            d["value"] = np.array([e.value for e in group])
+            d["std"] = np.array([e.std for e in group])
+            d.attrs["units"] = b.units
+
+
+def _check_only(loaded: LoadedConfig, only: list[str] | None) -> None:
+    for name in only or []:
+        if name not in loaded.config.modalities:
+            present = ", ".join(loaded.config.modalities)
+            raise UserInputError(
+                f"{loaded.name}: --only {name}: no such modality (present: {present})"
+            )
+
+
+def _separate_runs(loaded: LoadedConfig, names: list[str]) -> dict[str, RunResult]:
+    """Each modality inverted alone with the config's settings (no checkpoints)."""
+    out = {}
+    for name in names:
+        problem = build_problem(loaded, only=[name])
+        inversion = _invert(problem, None)
+        chi2 = dict(inversion.iterations[-1].chi2)
+        log.info(
+            "separate inversion of %s: chi2 %.3g after %d iterations (%s)",
+            name,
+            chi2[name],
+            inversion.nit,
+            inversion.message,
+        )
+        models = {k: v for k, v in problem.physical(inversion.model).items() if k in problem.sensed}
+        out[name] = RunResult(problem, inversion, models, chi2, None)
+    return out
 
 
 def _diagnostics(problem: Problem, model: np.ndarray) -> Diagnostics | None:
@@ -167,38 +251,21 @@ def _invert(
 ) -> InversionResult:
     settings = problem.config.inversion
     resumed = checkpoints.resumed if checkpoints is not None else None
-    rng = np.random.default_rng(settings.seed)
-    balancer = None
-    if settings.balancing.enabled and len(problem.objective.misfits) > 1:
-        balancer = MisfitBalancer(problem.objective.misfits, factor=settings.balancing.factor)
-        if resumed is not None:  # the weights of the last iteration done
-            weights = resumed.records[-1].weights
-            balancer._set(np.array([weights[t.name] for t in balancer.misfits]))
-        elif settings.balancing.initial_scaling:
-            balancer.scale_initial(problem.m_start, rng)
-    if resumed is not None:
-        beta0 = resumed.beta0
-    else:
-        beta0 = settings.beta.initial or estimate_beta0(
-            problem.objective, problem.m_start, ratio=settings.beta.initial_ratio, rng=rng
-        )
-    log.info("beta0 = %.3g", beta0)
-    targets = {t.name: t.chi2_target for t in problem.objective.misfits}
-    gn = GaussNewton(
-        problem.objective,
-        beta=BetaCooling(beta0, factor=settings.beta.cooling_factor, minimum=settings.beta.minimum),
-        stopping=Stopping(
-            targets,
-            max_iterations=settings.max_iterations,
-            stagnation_tolerance=settings.stagnation_tolerance,
-        ),
-        clocks=problem.clocks,
-        balance=balancer,
-        cg_max_iterations=settings.cg.max_iterations,
-        cg_tolerance=settings.cg.tolerance,
-        max_halvings=settings.max_line_search_halvings,
-    )
     records = list(resumed.records) if resumed is not None else []
+    gn, tradeoff = build_minimizer(
+        problem.objective,
+        problem.m_start,
+        settings,
+        rng=np.random.default_rng(settings.seed),
+        clocks=problem.clocks,
+        auto_couplings=problem.auto_couplings,
+        regularization_weights=problem.regularization_weights,
+        beta0=resumed.beta0 if resumed is not None else None,
+        weights=records[0].weights if records else None,
+    )
+    beta0 = tradeoff.beta
+    if records:
+        tradeoff.replay(records)
     m0 = resumed.model if resumed is not None else problem.m_start
     start = resumed.iteration if resumed is not None else 0
     last = records[-1] if records else None
@@ -244,7 +311,37 @@ def _meta(
         "stop_reason": inversion.message,
         "success": inversion.success,
         "iterations": inversion.nit,
+        **band_report(loaded.config, inversion),
     }
+
+
+def band_report(config, inversion: InversionResult) -> dict[str, object]:
+    """Where each final χ² lies against its band; logs a warning per modality outside it.
+
+    Returns the ``/meta`` entries ``chi2_band`` and ``overfit`` / ``underfit`` (the
+    modalities whose final χ² lies below / above ``chi2_band × target``, comma-separated).
+    """
+    lo, hi = config.inversion.chi2_band
+    chi2 = inversion.iterations[-1].chi2
+    over, under = [], []
+    for name, value in chi2.items():
+        target = config.modalities[name].chi2_target or config.inversion.chi2_target
+        if value < lo * target:
+            over.append(name)
+            log.warning(
+                "%s: final chi2 %.3g lies below %g x its target %g: over-fitted (the other "
+                "data or the regularization already explain it closer than its errors)",
+                name,
+                value,
+                lo,
+                target,
+            )
+        elif value > hi * target:
+            under.append(name)
+            log.warning(
+                "%s: final chi2 %.3g lies above %g x its target %g", name, value, hi, target
+            )
+    return {"chi2_band": [lo, hi], "overfit": ",".join(over), "underfit": ",".join(under)}
 
 
 def _fill(f, problem: Problem, inversion: InversionResult, meta: dict[str, object]) -> None:
@@ -258,8 +355,18 @@ def _fill(f, problem: Problem, inversion: InversionResult, meta: dict[str, objec
         active=mesh.active.reshape(mesh.shape[::-1]),
         surface=mesh.surface,
     )
+    _fill_inversion(f, problem, inversion)
+
+
+def _fill_inversion(
+    f, problem: Problem, inversion: InversionResult, *, only: set[str] | None = None
+) -> None:
+    """Models (``only`` these properties, if given), cross-gradient maps, data fit and
+    iterations below ``f`` (the file, or a ``/separate/<modality>`` group)."""
     config = problem.config
     for name, values in problem.physical(inversion.model).items():
+        if only is not None and name not in only:
+            continue
         if name in config.derived:
             derived = config.derived[name]
             fill_model(f, name, values, units=derived.units, transform="derived")

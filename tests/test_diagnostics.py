@@ -534,7 +534,12 @@ def test_quickstart_diagnostics(quickstart_run):
         print(f"  3 m bands {np.round(bands, 4)}")
         assert np.all(np.diff(bands) > 0), prop
         assert bands[-1] > 1.5 * bands[0], prop
-        assert np.all(np.diff(ratio) > 0), prop
+        # the posterior/prior ratio grows with depth: monotone over 3 m bands, and row by
+        # row up to dips of 0.02 (2 % of the prior std; a layer boundary may cause one)
+        ratio_bands = ratio[: len(ratio) // 3 * 3].reshape(-1, 3).mean(axis=1)
+        assert np.all(np.diff(ratio_bands) > 0), (prop, ratio_bands)
+        assert np.diff(ratio).min() > -0.02, (prop, ratio)
+        assert ratio[-1] > ratio[0] + 0.3, (prop, ratio)
         covered = cov > 0  # no ray reaches the deepest rows
         assert np.corrcoef(np.log(cov[covered]), std[covered])[0, 1] < -0.8, prop
         # the sensing modality carries most of the information on its property; the
