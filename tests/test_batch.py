@@ -284,7 +284,7 @@ def test_batch_of_three_one_broken_then_rerun_skips(workspace: Workspace):
     assert "broken.yaml: modalities.gravity.error.absolute: must be >= 0" in rows["broken"]["error"]
     assert rows["broken"]["output"] == ""
     for name in ("g1", "g2"):
-        assert float(rows[name]["chi2_gravity"]) <= 1.0
+        assert float(rows[name]["chi2_gravity"]) <= 1.2  # inside the default chi2_band
         assert int(rows[name]["iterations"]) >= 1
         assert float(rows[name]["wall_time_s"]) > 0
         assert rows[name]["output"] == str(out / f"{name}.h5")
