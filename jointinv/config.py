@@ -432,11 +432,12 @@ class InversionConfig(_Strict):
     chi2_target: PositiveFloat = 1.0
     chi2_band: tuple[PositiveFloat, PositiveFloat] = Field(
         (0.8, 1.2),
-        description="The run stops when every modality's χ² lies within [low, high] × its "
-        "target; a final χ² below the band is reported as over-fitting.",
+        description="The run succeeds when every modality's final χ² lies within [low, high] "
+        "× its target; the schedule holds each modality at its target and relaxes one "
+        "below low × target (reported as over-fitting when it stays there).",
     )
     coupling_strength: PositiveFloat = Field(
-        1.0,
+        3.0,
         description="κ of the default weight of couplings declared without 'weight': the "
         "smoothness a cross-gradient adds along the other property's structure, relative to "
         "the regularization's (README: Couplings).",
@@ -444,6 +445,12 @@ class InversionConfig(_Strict):
     beta: BetaSchedule = BetaSchedule()
     cg: CgSettings = CgSettings()
     max_line_search_halvings: Annotated[int, Field(ge=0, le=30)] = 8
+    adaptive_damping: bool = Field(
+        True,
+        description="Levenberg-Marquardt damping of the Gauss-Newton step, raised after a "
+        "step that gained less than a quarter of its predicted decrease and lowered after "
+        "one that gained more than three quarters (README: How a run reaches its targets).",
+    )
     stagnation_tolerance: Annotated[float, Field(ge=0, lt=1)] = Field(
         1e-3, description="Stop when Φ decreases by less than this fraction in one iteration."
     )

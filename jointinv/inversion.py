@@ -21,6 +21,8 @@ from .operators import EngineClock
 ARMIJO_C = 1e-4
 #: times a failed line search may raise β and try again, per iteration
 MAX_RETREATS = 2
+#: first Levenberg-Marquardt damping after a poor step (fraction of diag(H))
+DAMPING_START = 0.1
 
 
 @dataclass
@@ -97,6 +99,10 @@ class Stopping:
     def targets_reached(self, chi2: dict[str, float]) -> bool:
         return all(chi2[k] <= t for k, t in self.chi2_targets.items())
 
+    def success(self, chi2: dict[str, float]) -> bool:
+        """Whether a run that ends with these χ² succeeded."""
+        return self.targets_reached(chi2)
+
     def reached_message(self) -> str:
         return "every modality reached its χ² target"
 
@@ -154,6 +160,7 @@ class GaussNewton:
         clocks: Sequence[EngineClock] = (),
         balance: Callable[[IterationRecord], None] | None = None,
         retreat: Callable[[], bool] | None = None,
+        adaptive_damping: bool = False,
         cg_max_iterations: int = 50,
         cg_tolerance: float = 1e-2,
         max_halvings: int = 8,
@@ -164,6 +171,10 @@ class GaussNewton:
         self.clocks = list(clocks)
         self.balance = balance
         self.retreat = retreat
+        #: Levenberg-Marquardt damping λ (adds λ·diag(H) to the GN Hessian); adapted
+        #: from the gain ratio of every step when ``adaptive_damping`` is on
+        self.damping = 0.0
+        self.adaptive_damping = adaptive_damping
         self.cg_max_iterations = cg_max_iterations
         self.cg_tolerance = cg_tolerance
         self.max_halvings = max_halvings
@@ -196,8 +207,14 @@ class GaussNewton:
         obj = self.objective
         diag = obj.hessian_diagonal(m)
         diag = np.where(diag > 0, diag, 1.0)
-        hess = LinearOperator((n, n), matvec=lambda v: obj.hessian_vec(m, v), dtype=float)
-        precond = LinearOperator((n, n), matvec=lambda v: v / diag, dtype=float)
+        lm = self.damping
+
+        def matvec(v: np.ndarray) -> np.ndarray:
+            return obj.hessian_vec(m, v) + lm * diag * v
+
+        hess = LinearOperator((n, n), matvec=matvec, dtype=float)
+        precond_diag = diag * (1.0 + lm)
+        precond = LinearOperator((n, n), matvec=lambda v: v / precond_diag, dtype=float)
         count = [0]
 
         def _count(_xk: np.ndarray) -> None:
@@ -297,8 +314,13 @@ class GaussNewton:
         linalg = time.perf_counter() - t_lin0 - sum(e_lin1[k] - e_lin0[k] for k in e_lin1)
         found = self._line_search(m, step, phi0, float(g @ step))
         if found is None:
+            self._adapt_damping(0.0)
             return None, m
         m_new, alpha = found
+        if self.adaptive_damping:
+            quad = float(step @ self.objective.hessian_vec(m, step))
+            predicted = -(alpha * float(g @ step) + 0.5 * alpha**2 * quad)
+            self._adapt_damping((phi0 - self.objective.value(m_new)) / max(predicted, 1e-300))
         record = self._record(m_new, iteration, step_length=alpha, cg_iterations=n_cg)
         e1 = self._engine_seconds()
         total = time.perf_counter() - t0
@@ -309,6 +331,15 @@ class GaussNewton:
         record.relative_decrease = (phi0 - record.phi) / max(abs(phi0), np.finfo(float).tiny)
         return record, m_new
 
+    def _adapt_damping(self, gain: float) -> None:
+        """Trust-region rule on the gain ratio (actual/predicted decrease of Φ)."""
+        if not self.adaptive_damping:
+            return
+        if gain < 0.25:
+            self.damping = max(4.0 * self.damping, DAMPING_START)
+        elif gain > 0.75:
+            self.damping = self.damping / 3.0 if self.damping > DAMPING_START else 0.0
+
     def run(self, m0: np.ndarray) -> InversionResult:
         """Iterate to the end and return the result."""
         records = list(self.iterate(m0))
@@ -316,7 +347,7 @@ class GaussNewton:
             model=self.model,
             iterations=records,
             message=self.message,
-            success=self.stopping.targets_reached(records[-1].chi2),
+            success=self.stopping.success(records[-1].chi2),
         )
 
 

@@ -315,15 +315,19 @@ class CrossGradient:
         ma, mb = m[self.a.slice], m[self.b.slice]
         return self.gx @ ma, self.gz @ ma, self.gx @ mb, self.gz @ mb
 
-    def mean_squared_gradients(self, m: np.ndarray) -> tuple[float, float]:
-        """Area-weighted mean of |∇m_a|² and |∇m_b|² over the core cells
-        (parameter units² / m²); the scale of the automatic weight."""
+    def mean_squared_gradients(
+        self, m: np.ndarray, quantile: float | None = None
+    ) -> tuple[float, float]:
+        """Scale of |∇m_a|² and |∇m_b|² over the core cells (parameter units² / m²):
+        the area-weighted mean, or the given quantile (0-1). The scale of the
+        automatic weight."""
         ax, az, bx, bz = self._gradients(m)
         area = self.areas[self.core]
+        ga2, gb2 = (ax**2 + az**2)[self.core], (bx**2 + bz**2)[self.core]
+        if quantile is not None:
+            return float(np.quantile(ga2, quantile)), float(np.quantile(gb2, quantile))
         total = float(area.sum())
-        ga = float(area @ (ax**2 + az**2)[self.core]) / total
-        gb = float(area @ (bx**2 + bz**2)[self.core]) / total
-        return ga, gb
+        return float(area @ ga2) / total, float(area @ gb2) / total
 
     def tau(self, m: np.ndarray) -> np.ndarray:
         """The cross-gradient at each cell (parameter units² / m², or unitless if normalized)."""

@@ -277,7 +277,7 @@ def _invert(
             checkpoints.save(gn.model, records, beta0)
         if on_iteration is not None:
             on_iteration(record)
-    success = gn.stopping.targets_reached(records[-1].chi2)
+    success = gn.stopping.success(records[-1].chi2)
     return InversionResult(model=gn.model, iterations=records, message=gn.message, success=success)
 
 
@@ -323,18 +323,25 @@ def band_report(config, inversion: InversionResult) -> dict[str, object]:
     """
     lo, hi = config.inversion.chi2_band
     chi2 = inversion.iterations[-1].chi2
+    start = inversion.iterations[0].chi2
     over, under = [], []
     for name, value in chi2.items():
         target = config.modalities[name].chi2_target or config.inversion.chi2_target
         if value < lo * target:
             over.append(name)
+            why = (
+                f"it was {start[name]:.3g} at the starting model already: are its errors too "
+                "large?"
+                if start[name] < lo * target
+                else "the other data or the couplings explain it closer than its errors"
+            )
             log.warning(
-                "%s: final chi2 %.3g lies below %g x its target %g: over-fitted (the other "
-                "data or the regularization already explain it closer than its errors)",
+                "%s: final chi2 %.3g lies below %g x its target %g (over-fitted): %s",
                 name,
                 value,
                 lo,
                 target,
+                why,
             )
         elif value > hi * target:
             under.append(name)
