@@ -51,6 +51,8 @@ class IterationRecord:
         (Φ before − Φ after) / Φ before, at this iteration's β.
     weights : dict
         Balancing weight of every misfit term used in this iteration.
+    damping : float
+        Levenberg-Marquardt damping for the next step (after this step's gain).
     """
 
     iteration: int
@@ -63,6 +65,7 @@ class IterationRecord:
     relative_decrease: float | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=dict)
+    damping: float = 0.0
 
 
 class BetaCooling:
@@ -320,8 +323,11 @@ class GaussNewton:
         if self.adaptive_damping:
             quad = float(step @ self.objective.hessian_vec(m, step))
             predicted = -(alpha * float(g @ step) + 0.5 * alpha**2 * quad)
-            self._adapt_damping((phi0 - self.objective.value(m_new)) / max(predicted, 1e-300))
-        record = self._record(m_new, iteration, step_length=alpha, cg_iterations=n_cg)
+            if predicted > 0:  # else the step was nil (at a minimum): nothing to learn
+                self._adapt_damping((phi0 - self.objective.value(m_new)) / predicted)
+        record = self._record(
+            m_new, iteration, step_length=alpha, cg_iterations=n_cg, damping=self.damping
+        )
         e1 = self._engine_seconds()
         total = time.perf_counter() - t0
         seconds = {k: e1[k] - e0[k] for k in e1}

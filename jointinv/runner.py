@@ -266,6 +266,7 @@ def _invert(
     beta0 = tradeoff.beta
     if records:
         tradeoff.replay(records)
+        gn.damping = records[-1].damping
     m0 = resumed.model if resumed is not None else problem.m_start
     start = resumed.iteration if resumed is not None else 0
     last = records[-1] if records else None

@@ -21,8 +21,14 @@ are weighted for the next one. The rules (README: "How a run reaches its targets
   its target, μ_k grows as β cools; once its χ² is at or below its target, μ_k
   is held; below the band (``band[0] × target``) μ_k is divided by the cooling
   factor, so the modality is no longer over-fitted while the others catch up.
-  Initially every misfit is scaled to the same Gauss-Newton curvature (largest
-  eigenvalue of ``J_kᵀW_k²J_k``, power iteration), so no modality dominates.
+  Without per-modality weights (one modality, or balancing off) β itself is
+  raised when the last full step overshot below the band. With
+  ``initial_scaling`` every misfit starts scaled to the same Gauss-Newton
+  curvature (largest eigenvalue of ``J_kᵀW_k²J_k``); off by default.
+* **Steps are damped where the linearisation fails** (``adaptive_damping``, in
+  :class:`~jointinv.inversion.GaussNewton`): a Levenberg-Marquardt term
+  ``λ·diag(H)`` is raised after a step that gained less than a quarter of its
+  predicted decrease and lowered after one that gained more than three quarters.
 * **Coupling weights need no tuning** (coupling terms declared without
   ``weight``). A cross-gradient adds, for property a, a smoothness along the
   contours of property b of strength ``2γ|∇m_b|²`` (per unit area); the
@@ -32,13 +38,13 @@ are weighted for the next one. The rules (README: "How a run reaches its targets
 
   keeps that extra smoothness within about κ times the regularization's, even at
   a property's sharpest boundaries, for the weaker-coupled of the two directions,
-  so neither property is forced onto the other's structure. γ follows β and the current models: it is a
-  ratio, not a number to tune. ``α = (α_x + α_z)/2``, ``w_p`` the property
-  weights. For a normalized cross-gradient (``τ/(|∇m_a||∇m_b|)``) the same
-  reasoning gives ``γ = κ β α · min(w_a G_a, w_b G_b)`` with G_p the area-weighted
-  mean of |∇m_p|² (its local strength grows where a property is flat, so no
-  quantile can cap it). While a property has
-  no structure yet (G_p = 0, e.g. a homogeneous start), its couplings are off.
+  so neither property is forced onto the other's structure. γ follows β and the
+  current models: it is a ratio, not a number to tune. ``α = (α_x + α_z)/2``,
+  ``w_p`` the property weights. For a normalized cross-gradient
+  (``τ/(|∇m_a||∇m_b|)``) the same reasoning gives ``γ = κ β α · min(w_a G_a,
+  w_b G_b)`` with G_p the area-weighted mean of |∇m_p|² (its local strength grows
+  where a property is flat, so no quantile can cap it). While a property has no
+  structure yet (G_p = 0, e.g. a homogeneous start), its couplings are off.
 
 The schedule's state after an iteration follows from the records of the
 iterations before it (:meth:`TradeOff.replay`), so a resumed run continues

@@ -314,3 +314,31 @@ def test_a_declared_offset_is_estimated_in_a_run(workspace: Workspace):
         assert g["value"][0] == pytest.approx(estimate.value)
         assert g["std"][0] == pytest.approx(estimate.std)
         assert g.attrs["units"] == "mGal"
+
+
+def test_damping_rises_after_a_poor_step_and_falls_after_good_ones():
+    objective = _objective(names=("a",))
+    gn = GaussNewton(
+        objective,
+        beta=lambda m, i: 1.0,
+        stopping=BandStopping(
+            TradeOff(objective, 1.0, ScheduleSettings()), max_iterations=1, stagnation_tolerance=0.0
+        ),
+        adaptive_damping=True,
+    )
+    gn._adapt_damping(0.1)
+    assert gn.damping == pytest.approx(0.1)
+    gn._adapt_damping(0.1)
+    assert gn.damping == pytest.approx(0.4)
+    gn._adapt_damping(0.5)  # neither poor nor good: kept
+    assert gn.damping == pytest.approx(0.4)
+    gn._adapt_damping(0.9)
+    assert gn.damping == pytest.approx(0.4 / 3)
+    gn._adapt_damping(0.9)
+    assert gn.damping == pytest.approx(0.4 / 9)
+    gn._adapt_damping(0.9)  # below the starting value: off
+    assert gn.damping == 0.0
+    # a linear problem gains what its quadratic model predicts: no damping at all
+    result = gn.run(np.ones(2 * N))
+    assert result.nit == 1 and result.iterations[-1].step_length == 1.0
+    assert all(r.damping == 0.0 for r in result.iterations)
