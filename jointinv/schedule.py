@@ -75,7 +75,7 @@ ALL = "*"
 
 #: Consecutive relaxations after which a modality still below its band is left
 #: alone (the model the other data and the regularization need explains it).
-MAX_RELAXATIONS = 3
+MAX_RELAXATIONS = 5
 
 
 @dataclass(frozen=True)
