@@ -120,11 +120,20 @@ def property_metrics(prop: str, model: np.ndarray, tm: TruthOnMesh) -> dict:
     return out
 
 
-def _run(config: Path, out: Path, only):
-    import jointinv
+def _run(config: Path, out: Path, only, *, uncoupled: bool = False):
+    import yaml
 
+    import jointinv
+    from jointinv.config import LoadedConfig, from_mapping
+
+    source = config
+    if uncoupled:  # the same joint run without any coupling term: the schedule's own effect
+        text = config.read_text()
+        raw = yaml.safe_load(text)
+        raw["coupling"] = []
+        source = LoadedConfig(from_mapping(raw, config.name), config.resolve(), text)
     t0 = time.perf_counter()
-    res = jointinv.run(config, output=out, force=True, only=only, diagnostics=False)
+    res = jointinv.run(source, output=out, force=True, only=only, diagnostics=False)
     seconds = time.perf_counter() - t0
     return res, seconds
 
@@ -143,9 +152,11 @@ def bench_case(name: str, workdir: Path, configs: Path = CONFIGS, data: Path = D
     config = configs / f"{name}.yaml"
     workdir.mkdir(parents=True, exist_ok=True)
     runs, models, tm = {}, {}, None
-    for label, only in [("joint", None)] + [(m, [m]) for m in MODALITY_PROPERTY]:
+    labels = [("joint", None), ("uncoupled", None)] + [(m, [m]) for m in MODALITY_PROPERTY]
+    for label, only in labels:
         print(f"[{name}] {label} ...", file=sys.stderr, flush=True)
-        res, seconds = _run(config, workdir / f"{name}_{label}.h5", only)
+        out = workdir / f"{name}_{label}.h5"
+        res, seconds = _run(config, out, only, uncoupled=label == "uncoupled")
         if tm is None:
             tm = TruthOnMesh(truth, res.problem.mesh)
         runs[label] = {
@@ -161,8 +172,14 @@ def bench_case(name: str, workdir: Path, configs: Path = CONFIGS, data: Path = D
     for modality, prop in MODALITY_PROPERTY.items():
         joint = property_metrics(prop, models["joint"][prop], tm)
         sep = property_metrics(prop, models[modality][prop], tm)
+        alone = property_metrics(prop, models["uncoupled"][prop], tm)
         true_units = {u.name: getattr(u, prop) for u in truth.units}
-        props[prop] = {"joint": joint, "separate": sep, "true_unit": true_units}
+        props[prop] = {
+            "joint": joint,
+            "separate": sep,
+            "uncoupled": alone,
+            "true_unit": true_units,
+        }
     result = {"case": name, "runs": runs, "properties": props}
     imprint_unit = truth.extra.get("imprint_unit")
     if imprint_unit:
@@ -172,11 +189,16 @@ def bench_case(name: str, workdir: Path, configs: Path = CONFIGS, data: Path = D
             models["joint"]["density_contrast"][cells],
             models["gravity"]["density_contrast"][cells],
         )
+        vu = models["uncoupled"]["velocity"][cells]
+        du = models["uncoupled"]["density_contrast"][cells]
         result["imprint"] = {
             "unit": imprint_unit,
             "cells": int(cells.sum()),
             "velocity_percent": float(np.median((vj / vs - 1) * 100)),
             "density_g_cm3": float(np.median(dj - ds)),
+            # the coupling's own imprint: joint against the same joint run uncoupled
+            "velocity_percent_vs_uncoupled": float(np.median((vj / vu - 1) * 100)),
+            "density_g_cm3_vs_uncoupled": float(np.median(dj - du)),
         }
     return result
 
@@ -269,6 +291,25 @@ def markdown(results: list[dict], goals: dict) -> str:
                 f"| {_f(j['rms_core'])} | {_f(s['rms_core'])} | {_f(j['rms_focus'])} "
                 f"| {_f(s['rms_focus'])} |"
             )
+    lines += [
+        "",
+        "The coupling's own effect: joint against the same joint run without couplings "
+        "(same schedule), correlation Δ core / focus:",
+        "",
+        "| case | property | corr core uncoupled | Δ joint | corr focus uncoupled | Δ joint |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for prop, p in r["properties"].items():
+            u, j = p.get("uncoupled"), p["joint"]
+            if u is None:
+                continue
+            dc = None if u["corr_core"] is None else j["corr_core"] - u["corr_core"]
+            df = None if u["corr_focus"] is None else j["corr_focus"] - u["corr_focus"]
+            lines.append(
+                f"| {r['case']} | {prop} | {_f(u['corr_core'])} | {_f(dc, '{:+.3f}')} "
+                f"| {_f(u['corr_focus'])} | {_f(df, '{:+.3f}')} |"
+            )
     lines += ["", "Per-unit medians (joint / separate / true):", ""]
     lines += ["| case | property | unit | joint | separate | true |", "|---|---|---|---|---|---|"]
     for r in results:
@@ -304,7 +345,10 @@ def markdown(results: list[dict], goals: dict) -> str:
             im = r["imprint"]
             lines.append(
                 f"- {r['case']} ({im['unit']}, {im['cells']} cells): velocity "
-                f"{im['velocity_percent']:+.2f} %, density {im['density_g_cm3']:+.4f} g/cm³"
+                f"{im['velocity_percent']:+.2f} %, density {im['density_g_cm3']:+.4f} g/cm³; "
+                f"against the uncoupled joint run: velocity "
+                f"{im.get('velocity_percent_vs_uncoupled', float('nan')):+.2f} %, density "
+                f"{im.get('density_g_cm3_vs_uncoupled', float('nan')):+.4f} g/cm³"
             )
     lines += ["", "Goals:", ""]
     for key, g in goals.items():
