@@ -89,7 +89,7 @@ def test_sweep_expands_to_every_combination(workspace: Workspace):
     assert got == [(w, b) for w in (1e2, 1e3, 1e4) for b in (10.0, 100.0)]
     for s in specs:
         assert s.loaded.config.inversion.max_iterations == 5
-        assert s.loaded.config.coupling[1].weight == 1e3  # untouched
+        assert s.loaded.config.coupling[1].weight is None  # untouched: derived
         assert s.overrides["inversion.max_iterations"] == 5
         assert not s.error
         assert s.loaded.resolve("data/gravity.csv") == workspace.data / "gravity.csv"
