@@ -342,3 +342,31 @@ def test_damping_rises_after_a_poor_step_and_falls_after_good_ones():
     result = gn.run(np.ones(2 * N))
     assert result.nit == 1 and result.iterations[-1].step_length == 1.0
     assert all(r.damping == 0.0 for r in result.iterations)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"modalities.gravity.biases": ["static"]},
+            "modalities.gravity.biases: a gravity modality takes offset, trend, loop_offset, "
+            "not static",
+        ),
+        ({"modalities.gravity.biases": ["offset", "offset"]}, "names a bias twice"),
+        (
+            {"modalities.gravity.biases": ["loop_offset"]},
+            "gravity.csv: the loop_offset bias needs a 'loop' column in this file",
+        ),
+        (
+            {"inversion.chi2_band": [1.1, 1.3]},
+            "inversion: chi2_band must be [low, high] with low <= 1 <= high",
+        ),
+        ({"inversion.coupling_strength": 0}, "inversion.coupling_strength: must be > 0"),
+    ],
+)
+def test_bad_schedule_and_bias_settings_are_one_line_errors(workspace: Workspace, change, message):
+    config = workspace.variant(change, base=gravity_only_mapping())
+    result = CliRunner().invoke(app, ["validate", str(config)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
