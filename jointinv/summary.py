@@ -32,9 +32,32 @@ def summarize(saved: SavedResult, path: Path) -> str:
             f"    {name:<20s} {d.kind:<10s} N {len(d.observed):5d}  chi2 {d.chi2:7.3f}  "
             f"rms(norm. residual) {np.sqrt(np.mean(r**2)):6.3f}"
         )
+    lines.extend(extra_lines(path))
     if saved.diagnostics is not None:
         lines.extend(diagnostics_lines(saved))
     return "\n".join(lines)
+
+
+def extra_lines(path: Path) -> list[str]:
+    """The estimated biases (``/biases``) and the separate runs (``/separate``), if any."""
+    import h5py
+
+    lines: list[str] = []
+    with h5py.File(path, "r") as f:
+        for modality, group in f.get("biases", {}).items():
+            for kind, d in group.items():
+                units = d.attrs.get("units", "")
+                for label, value, std in zip(d["label"].asstr()[()], d["value"][()], d["std"][()]):
+                    lines.append(
+                        f"  bias {modality} {kind} {label}: {value:.4g} ± {std:.2g} {units}"
+                    )
+        for modality, group in f.get("separate", {}).items():
+            chi2 = group[f"data/{modality}"].attrs["chi2"]
+            lines.append(
+                f"  separate {modality}: chi2 {chi2:.3f} after {group.attrs['iterations']} "
+                f"iterations ({group.attrs['stop_reason']})"
+            )
+    return lines
 
 
 def diagnostics_lines(saved: SavedResult) -> list[str]:

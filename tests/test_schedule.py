@@ -293,6 +293,9 @@ def test_only_and_separate_from_the_command_line(workspace: Workspace):
             assert list(g["data"]) == [name]
             assert g["models/density_contrast"].shape == f["models/density_contrast"].shape
             assert 0.5 < g[f"data/{name}"].attrs["chi2"] < 1.5
+    shown = runner.invoke(app, ["show", str(out)])
+    assert shown.exit_code == 0, shown.output
+    assert "separate gravity2: chi2" in shown.output
     only = workspace.root / "only.h5"
     ok = runner.invoke(app, ["run", str(config), "-o", str(only), "--only", "gravity2"])
     assert ok.exit_code == 0, ok.output
@@ -309,6 +312,8 @@ def test_a_declared_offset_is_estimated_in_a_run(workspace: Workspace):
     assert 0 < estimate.std < 0.01
     assert abs(estimate.value - 0.05) < 3 * estimate.std
     assert all(0.8 <= c <= 1.2 for c in result.chi2.values()), result.chi2
+    shown = CliRunner().invoke(app, ["show", str(result.output)])
+    assert f"bias gravity2 offset offset: {estimate.value:.4g} ±" in shown.output
     with h5py.File(result.output) as f:
         g = f["biases/gravity2/offset"]
         assert g["value"][0] == pytest.approx(estimate.value)
