@@ -399,7 +399,14 @@ def analyze(
 
 
 def _bias_estimates(setup: Setup, objective: Objective, m: np.ndarray) -> list[BiasEstimate]:
-    blocks = setup.bias_blocks()
+    return estimate_biases(setup.bias_blocks(), objective, m)
+
+
+def estimate_biases(
+    blocks: list[BiasBlock], objective: Objective, m: np.ndarray
+) -> list[BiasEstimate]:
+    """Every bias parameter of ``blocks`` at ``m`` with its linearised posterior σ
+    (reported units); used by the conflict test and by ``jointinv run``."""
     if not blocks:
         return []
     index = np.concatenate([np.arange(b.start, b.start + b.size) for b in blocks])

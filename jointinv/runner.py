@@ -165,22 +165,14 @@ def run(
 
 
 def bias_estimates(problem: Problem, model: np.ndarray) -> list[Any]:
-    """Every declared bias at the final model with its linearised posterior σ."""
+    """Every declared bias at the final model with its linearised posterior σ (logged)."""
     if not problem.bias_blocks:
         return []
-    from .conflict import BiasEstimate, posterior_std
+    from .conflict import estimate_biases
 
-    blocks = problem.bias_blocks
-    index = np.concatenate([np.arange(b.start, b.start + b.size) for b in blocks])
-    std = iter(posterior_std(problem.objective, model, index))
-    out = []
-    for b in blocks:
-        for i, label in enumerate(b.labels):
-            value = b.scale * model[b.start + i]
-            out.append(BiasEstimate(b.modality, b.kind, label, value, b.scale * next(std), b.units))
-            log.info(
-                "%s %s %s: %.4g +- %.2g %s", b.modality, b.kind, label, value, out[-1].std, b.units
-            )
+    out = estimate_biases(problem.bias_blocks, problem.objective, model)
+    for e in out:
+        log.info("%s %s %s: %.4g +- %.2g %s", e.modality, e.kind, e.label, e.value, e.std, e.units)
     return out
 
 
