@@ -80,6 +80,8 @@ class Problem:
     #: bias parameters estimated with the model (``modalities.<name>.biases``); their
     #: entries follow the property blocks in the model vector
     bias_blocks: list[BiasBlock] = field(default_factory=list)
+    #: cross-gradient terms declared without ``weight`` (derived by the schedule)
+    auto_couplings: list[CrossGradient] = field(default_factory=list)
 
     @property
     def config(self) -> Config:
@@ -94,20 +96,6 @@ class Problem:
             prop = self.config.modalities[name].property
             out |= {prop, source_property(self.config, prop)}
         return out
-
-    @property
-    def auto_couplings(self) -> list[CrossGradient]:
-        """Cross-gradient terms declared without ``weight`` (derived by the schedule)."""
-        declared = {
-            f"cross_gradient/{c.properties[0]}__{c.properties[1]}": c.weight
-            for c in self.config.coupling
-            if c.kind == "cross_gradient"
-        }
-        return [
-            t
-            for t in self.objective.couplings
-            if isinstance(t, CrossGradient) and declared.get(t.name, 0.0) is None
-        ]
 
     @property
     def regularization_weights(self) -> dict[str, float]:
@@ -593,9 +581,10 @@ def build_couplings(
     blocks: dict[str, Block],
     transforms: dict[str, Transform],
     sensed: set[str],
-) -> list[Any]:
-    """The coupling terms between sensed inverted properties."""
-    terms = []
+) -> tuple[list[Any], list[CrossGradient]]:
+    """The coupling terms between sensed inverted properties, and the cross-gradients
+    among them declared without ``weight`` (their weight is set by the schedule)."""
+    terms, auto = [], []
     for i, term in enumerate(loaded.config.coupling):
         a, b = term.properties
         if a not in sensed or b not in sensed:
@@ -612,6 +601,8 @@ def build_couplings(
                     core=mesh.core_mask,
                 )
             )
+            if term.weight is None:
+                auto.append(terms[-1])
         else:
             terms.append(
                 PetrophysicalCoupling(
@@ -625,7 +616,7 @@ def build_couplings(
                     cell_weights=petrophysical_cell_weights(loaded, i, mesh),
                 )
             )
-    return terms
+    return terms, auto
 
 
 def build_problem(
@@ -678,13 +669,25 @@ def build_problem(
         property_weights=reg_cfg.property_weights,
     )
     sensed = {source_property(config, config.modalities[n].property) for n in datasets}
-    couplings = build_couplings(loaded, mesh, blocks, transforms, sensed)
+    couplings, auto = build_couplings(loaded, mesh, blocks, transforms, sensed)
     objective = Objective(misfits, regularization, couplings)
     declared = {n: list(config.modalities[n].biases) for n in datasets}
-    blocks = declared_blocks({n: k for n, k in declared.items() if k}, datasets) if biases else []
-    if blocks:
-        objective = augment(objective, blocks, len(m0))
-        m0 = np.concatenate([m0, np.zeros(sum(b.size for b in blocks))])
+    bias_blocks = []
+    if biases:
+        bias_blocks = declared_blocks({n: k for n, k in declared.items() if k}, datasets)
+    if bias_blocks:
+        objective = augment(objective, bias_blocks, len(m0))
+        m0 = np.concatenate([m0, np.zeros(sum(b.size for b in bias_blocks))])
     return Problem(
-        loaded, mesh, block_list, transforms, datasets, objective, clocks, m0, relations, blocks
+        loaded,
+        mesh,
+        block_list,
+        transforms,
+        datasets,
+        objective,
+        clocks,
+        m0,
+        relations,
+        bias_blocks=bias_blocks,
+        auto_couplings=auto,
     )
