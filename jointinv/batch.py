@@ -66,7 +66,7 @@ from .checkpoint import (
     read_result_summary,
     result_hash,
 )
-from .config import LoadedConfig, from_mapping, load_config
+from .config import LoadedConfig, from_mapping, load_config, read_yaml
 from .errors import ConfigError, UserInputError
 
 log = logging.getLogger(__name__)
@@ -233,8 +233,8 @@ def _input_files(inputs: list[str | Path]) -> list[Path]:
 
 def _read_yaml_quietly(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        return read_yaml(path)[1]
+    except ConfigError:
         return None  # reported by load_config
 
 
@@ -292,7 +292,7 @@ def expand_sweep(path: str | Path, raw: dict[str, Any] | None = None) -> list[Ru
         One line naming the sweep file and the bad key or override.
     """
     path = Path(path).expanduser().resolve()
-    raw = yaml.safe_load(path.read_text()) if raw is None else raw
+    raw = read_yaml(path)[1] if raw is None else raw
     where = path.name
     unknown = sorted(set(raw) - set(SWEEP_KEYS))
     if unknown:

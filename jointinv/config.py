@@ -20,7 +20,8 @@ NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan: every float of the schema must be finite (no .inf, .nan, 1e400, "inf")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # --- mesh --------------------------------------------------------------------
@@ -327,7 +328,7 @@ def build_relation(config: RelationConfig) -> Any:
 class DerivedProperty(_Strict):
     """A property computed from an inverted one through a relation (hard coupling)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
     source: str = Field(alias="from", description="The inverted property it is derived from.")
     relation: RelationConfig
     units: str = Field(description="Physical units of the derived property.")
@@ -454,7 +455,9 @@ class InversionConfig(_Strict):
     stagnation_tolerance: Annotated[float, Field(ge=0, lt=1)] = Field(
         1e-3, description="Stop when Φ decreases by less than this fraction in one iteration."
     )
-    seed: int = Field(0, description="Random seed (power iterations, any sampling).")
+    seed: Annotated[int, Field(ge=0)] = Field(
+        0, description="Random seed (power iterations, any sampling)."
+    )
 
     @model_validator(mode="after")
     def _band(self) -> InversionConfig:
@@ -497,7 +500,9 @@ class ConflictConfig(_Strict):
         0, description="Parametric-bootstrap replicates (0: the fast χ² approximation only)."
     )
     workers: Annotated[int, Field(ge=1)] = Field(1, description="Processes for the bootstrap.")
-    seed: int = Field(0, description="Seed of the bootstrap noise and of the trace probes.")
+    seed: Annotated[int, Field(ge=0)] = Field(
+        0, description="Seed of the bootstrap noise and of the trace probes."
+    )
     probes: Annotated[int, Field(ge=1)] = Field(
         20, description="Hutchinson probes of the hat-matrix traces (large problems)."
     )
@@ -560,27 +565,127 @@ def load_config(path: str | Path) -> LoadedConfig:
         With the file name and field path of the first problems, on one line.
     """
     path = Path(path).expanduser().resolve()
+    text, raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(path.name, None, "the config must be a mapping of sections")
+    return LoadedConfig(from_mapping(raw, path.name), path, text)
+
+
+def read_yaml(path: Path) -> tuple[str, Any]:
+    """The text of a YAML file (config or sweep) and its content, read with the
+    checks of :func:`parse_yaml`; a ConfigError names the file."""
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(path.name, None, f"config file not found: {path}") from None
     except OSError as exc:
         raise ConfigError(path.name, None, f"cannot read config: {exc.strerror}") from None
-    return LoadedConfig(parse_config(text, path.name), path, text)
+    text = _decoded(raw, path.name)
+    return text, parse_yaml(text, path.name)
+
+
+def _decoded(raw: bytes, source: str) -> str:
+    """The text of a config file: UTF-8 (a BOM is dropped), no NUL bytes."""
+    if b"\x00" in raw:
+        offset = raw.index(b"\x00")
+        raise ConfigError(
+            source, None, f"looks like a binary file (NUL byte at offset {offset}), not YAML text"
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            source,
+            None,
+            f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start} (line {line}); "
+            f"save the config as UTF-8",
+        ) from None
+
+
+#: deepest nesting of mappings and lists in a config (the schema itself needs 6 levels)
+MAX_YAML_DEPTH = 50
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, field: str, key: str, first: int, second: int) -> None:
+        super().__init__(f"key '{key}' appears twice (lines {first} and {second})")
+        self.field = field
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader (no ``!!python`` tags; an alias is one shared object, never a
+    copy) that also refuses a key given twice in one mapping and nesting deeper than
+    :data:`MAX_YAML_DEPTH` (before Python's recursion limit)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(
+                    problem=f"nested deeper than {MAX_YAML_DEPTH} levels",
+                    problem_mark=self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _check_duplicate_keys(node, (), set())
+        return super().construct_document(node)
+
+
+def _check_duplicate_keys(node: yaml.Node, path: tuple[str, ...], seen: set[int]) -> None:
+    """Raise :class:`_DuplicateKey` for the first key written twice in one mapping.
+
+    Keys brought in by a merge (``<<: *anchor``) may be overridden; a node reached
+    again through an alias is checked once.
+    """
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        lines: dict[str, int] = {}
+        for key, value in node.value:
+            name = str(key.value) if isinstance(key, yaml.ScalarNode) else None
+            if name is not None and key.tag != "tag:yaml.org,2002:merge":
+                line = key.start_mark.line + 1
+                if name in lines:
+                    raise _DuplicateKey(".".join((*path, name)), name, lines[name], line)
+                lines[name] = line
+            _check_duplicate_keys(value, (*path, name or "?"), seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_duplicate_keys(item, (*path, str(i)), seen)
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:
     """Validate YAML text; ``source`` names the file in error messages."""
+    raw = parse_yaml(text, source)
+    if not isinstance(raw, dict):
+        raise ConfigError(source, None, "the config must be a mapping of sections")
+    return from_mapping(raw, source)
+
+
+def parse_yaml(text: str, source: str = "<config>") -> Any:
+    """YAML text as Python objects: safe tags only, no key twice in one mapping, at most
+    :data:`MAX_YAML_DEPTH` levels; a ConfigError names ``source``."""
     try:
-        raw = yaml.safe_load(text)
+        return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as exc:
+        raise ConfigError(source, exc.field, f"{exc}; keep one") from None
+    except yaml.reader.ReaderError as exc:
+        problem = f"character #x{exc.character:04x} at offset {exc.position}: {exc.reason}"
+        raise ConfigError(source, None, f"malformed YAML: {problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(source, None, f"malformed YAML: {where}{problem}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(source, None, "the config must be a mapping of sections")
-    return from_mapping(raw, source)
 
 
 def from_mapping(raw: dict[str, Any], source: str = "<config>") -> Config:
@@ -633,7 +738,8 @@ def _merge_union_errors(errors: list[Any]) -> list[Any]:
                 out.append({**e, "loc": loc[:3] + loc[4:]})
         elif not isinstance(e.get("input"), dict) and loc[:3] not in seen:
             seen.add(loc[:3])
-            out.append({**e, "loc": loc[:3], "type": "number_or_depth_gradient"})
+            kind = e["type"] if e["type"] == "finite_number" else "number_or_depth_gradient"
+            out.append({**e, "loc": loc[:3], "type": kind})
     return out or errors
 
 
@@ -664,6 +770,7 @@ _MESSAGES = {
     "missing": "required field is missing",
     "float_parsing": "must be a number",
     "float_type": "must be a number",
+    "finite_number": "must be a finite number",
     "int_parsing": "must be an integer",
     "int_type": "must be an integer",
     "int_from_float": "must be an integer",
@@ -700,7 +807,32 @@ def _message(error: dict[str, Any]) -> str:
     return error["msg"]
 
 
+def _name_problem(name: str) -> str | None:
+    """Why a property or modality name cannot be used, or None. Names become HDF5
+    groups (``/models/<name>``) and parts of file names."""
+    if not name:
+        return "is empty"
+    if name.startswith("."):
+        return "starts with '.'"
+    for char in name:
+        if char in "/\\":
+            return f"contains {char!r}"
+        if not char.isprintable():
+            return f"contains the control character {char!r}"
+    return None
+
+
 def _check_names(config: Config, source: str) -> None:
+    for section in ("properties", "derived", "modalities"):
+        for name in getattr(config, section):
+            problem = _name_problem(name)
+            if problem:
+                raise ConfigError(
+                    source,
+                    section,
+                    f"the name {name!r} {problem}; names become HDF5 groups and file names: "
+                    f"use letters, digits, '_' and '-'",
+                )
     inverted = sorted(config.properties)
     sensed = inverted + sorted(config.derived)
 
