@@ -262,9 +262,9 @@ def check_data(loaded: LoadedConfig) -> None:
     logger.setLevel(max(logging.WARNING, logger.getEffectiveLevel()))
     try:
         datasets = load_datasets(loaded)
-        mesh = build_mesh(loaded.config, datasets)
+        mesh = build_mesh(loaded.config, datasets, source=loaded.name)
         for ds in datasets.values():
-            check_sensors(mesh, ds, ds.survey.source)
+            check_sensors(mesh, ds, loaded.name)
     finally:
         logger.setLevel(level)
 

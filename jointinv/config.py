@@ -81,6 +81,21 @@ class MeshConfig(_Strict):
         None, description="Follow the ground surface (default: flat surface at z = 0)."
     )
 
+    def spec(self) -> Any:
+        """The :class:`jointinv.mesh.MeshSpec` of this section."""
+        from .mesh import MeshSpec
+
+        return MeshSpec(
+            x_min=self.core.x_min,
+            x_max=self.core.x_max,
+            depth=self.core.depth,
+            dx=self.cell_size.dx,
+            dz=self.cell_size.dz,
+            n_pad_x=self.padding.n_x,
+            n_pad_z=self.padding.n_z,
+            pad_factor=self.padding.factor,
+        )
+
 
 # --- properties --------------------------------------------------------------
 class DepthGradient(_Strict):
@@ -695,6 +710,7 @@ def from_mapping(raw: dict[str, Any], source: str = "<config>") -> Config:
     except ValidationError as exc:
         raise _first_errors(exc, source) from None
     _check_names(config, source)
+    _check_mesh_size(config, source)
     if config.diagnostics.enabled and config.regularization.alpha_s == 0:
         raise ConfigError(
             source,
@@ -703,6 +719,19 @@ def from_mapping(raw: dict[str, Any], source: str = "<config>") -> Config:
             "or set diagnostics.enabled: false",
         )
     return config
+
+
+def _check_mesh_size(config: Config, source: str) -> None:
+    """Refuse a mesh beyond the cell limit (:func:`jointinv.mesh.max_cells`) before
+    anything is allocated. With topography the surface's relief adds core cells; the
+    mesh checks them again when the data give the surface."""
+    from .mesh import MeshTooLarge
+
+    relief = None if config.mesh.topography is None else 0.0
+    try:
+        config.mesh.spec().check_size(relief)
+    except MeshTooLarge as exc:
+        raise ConfigError(source, exc.field, str(exc)) from None
 
 
 def _first_errors(exc: ValidationError, source: str) -> ConfigError:

@@ -16,12 +16,59 @@ joint model lives on the active cells, in that order.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
 
 import discretize
 import numpy as np
 import scipy.sparse as sp
+
+from .errors import UserInputError
+
+#: Default limit on the number of cells of the model mesh (core and padding, active or
+#: not), checked from the config before anything is allocated.
+MAX_CELLS = 2_000_000
+#: Environment variable that overrides :data:`MAX_CELLS` (a positive integer).
+MAX_CELLS_ENV = "JOINTINV_MAX_CELLS"
+
+
+def max_cells() -> int:
+    """The cell limit: ``$JOINTINV_MAX_CELLS`` when set, else :data:`MAX_CELLS`."""
+    text = os.environ.get(MAX_CELLS_ENV, "").strip()
+    if not text:
+        return MAX_CELLS
+    value = int(text) if text.isdigit() else 0
+    if value < 1:
+        raise UserInputError(f"{MAX_CELLS_ENV}={text!r}: must be a positive integer (cells)")
+    return value
+
+
+class MeshTooLarge(ValueError):
+    """The mesh of a spec would have more cells than :func:`max_cells` allows.
+
+    ``field`` is the config field to change: ``mesh.padding`` when the padding cells
+    outnumber the core cells, else ``mesh.cell_size``.
+    """
+
+    def __init__(self, spec: MeshSpec, relief: float | None, limit: int) -> None:
+        core_x, core_z = spec.core_shape(relief)
+        n_cells = spec.n_cells(relief)
+        self.n_cells = n_cells
+        self.field = "mesh.padding" if n_cells > 2 * core_x * core_z else "mesh.cell_size"
+        over = "" if relief is None else f" under a surface relief of {relief:g} m"
+        super().__init__(
+            f"the mesh would have {_count(n_cells)} cells (core {_count(core_x)} x "
+            f"{_count(core_z)} cells of {spec.dx:g} x {spec.dz:g} m{over}; padding "
+            f"{spec.n_pad_x:,} cells left and right, {spec.n_pad_z:,} below), more than the "
+            f"limit of {limit:,} ({MAX_CELLS_ENV} raises it); use larger mesh.cell_size, a "
+            f"smaller mesh.core or fewer mesh.padding cells"
+        )
+
+
+def _count(n: float) -> str:
+    """A cell count for a message: 1,234,567 (or 1.2e+30 when absurd)."""
+    return f"{n:,.0f}" if n < 1e15 else f"{n:.3g}"
 
 
 @dataclass(frozen=True)
@@ -51,6 +98,28 @@ class MeshSpec:
     n_pad_z: int = 8
     pad_factor: float = 1.4
 
+    def core_shape(self, relief: float | None = None) -> tuple[float, float]:
+        """Core cells along x and z; ``relief`` (m): the surface's relief with
+        topography (the core reaches ``depth`` below its lowest point), None when
+        flat. Floats, so that an absurd spec gives inf rather than an overflow."""
+        with np.errstate(over="ignore"):
+            n_x = float(np.round((self.x_max - self.x_min) / self.dx))
+            if relief is None:
+                return n_x, float(np.round(self.depth / self.dz))
+            return n_x, float(np.ceil((relief + self.depth) / self.dz - 1e-9))
+
+    def n_cells(self, relief: float | None = None) -> float:
+        """Cells of the mesh, core and padding (active or not), without allocating it."""
+        core_x, core_z = self.core_shape(relief)
+        pad_x, pad_z = (float(n) if n < 1e300 else np.inf for n in (self.n_pad_x, self.n_pad_z))
+        return (core_x + 2.0 * pad_x) * (core_z + pad_z)
+
+    def check_size(self, relief: float | None = None) -> None:
+        """Raise :class:`MeshTooLarge` when the mesh would exceed :func:`max_cells`."""
+        limit = max_cells()
+        if not self.n_cells(relief) <= limit:  # also catches inf and nan
+            raise MeshTooLarge(self, relief, limit)
+
 
 def _padded_widths(h: float, n_pad: int, factor: float) -> np.ndarray:
     return h * factor ** np.arange(1, n_pad + 1)
@@ -79,13 +148,12 @@ class ModelMesh:
     def __init__(self, spec: MeshSpec, surface: np.ndarray | None = None) -> None:
         self.spec = spec
         self.surface = None if surface is None else _checked_surface(surface)
-        if self.surface is None:
-            top, n_core_z = 0.0, int(round(spec.depth / spec.dz))
-        else:
+        top, relief = 0.0, None
+        if self.surface is not None:
             top = float(self.surface[:, 1].max())
             relief = top - float(self.surface[:, 1].min())
-            n_core_z = int(np.ceil((relief + spec.depth) / spec.dz - 1e-9))
-        n_core_x = int(round((spec.x_max - spec.x_min) / spec.dx))
+        spec.check_size(relief)  # before allocating anything
+        n_core_x, n_core_z = (int(n) for n in spec.core_shape(relief))
         pad_x = _padded_widths(spec.dx, spec.n_pad_x, spec.pad_factor)
         pad_z = _padded_widths(spec.dz, spec.n_pad_z, spec.pad_factor)
         hx = np.r_[pad_x[::-1], np.full(n_core_x, spec.dx), pad_x]

@@ -20,7 +20,7 @@ from .config import Config, DepthGradient, ErrorModel, LoadedConfig, build_relat
 from .data import ErtData, GravityData, ProfileLine, TraveltimeData
 from .errors import ConfigError, DataError
 from .maps import Chain, Select, Transform
-from .mesh import MeshSpec, ModelMesh
+from .mesh import MeshTooLarge, ModelMesh
 from .objective import (
     Block,
     CrossGradient,
@@ -114,25 +114,21 @@ class Problem:
 
 
 # --- mesh and model vector ---------------------------------------------------------
-def build_mesh(config: Config, datasets: dict[str, Dataset] | None = None) -> ModelMesh:
+def build_mesh(
+    config: Config, datasets: dict[str, Dataset] | None = None, *, source: str = "<config>"
+) -> ModelMesh:
     """The model mesh; with ``mesh.topography`` its surface runs through the
-    electrodes and geophones of ``datasets`` (required then)."""
+    electrodes and geophones of ``datasets`` (required then). A mesh beyond the
+    cell limit is a ConfigError naming ``source`` (the config file)."""
     c = config.mesh
-    spec = MeshSpec(
-        x_min=c.core.x_min,
-        x_max=c.core.x_max,
-        depth=c.core.depth,
-        dx=c.cell_size.dx,
-        dz=c.cell_size.dz,
-        n_pad_x=c.padding.n_x,
-        n_pad_z=c.padding.n_z,
-        pad_factor=c.padding.factor,
-    )
-    if c.topography is None:
-        return ModelMesh(spec)
-    if datasets is None:
-        raise ValueError("a mesh with topography needs the datasets (its surface runs on them)")
-    return ModelMesh(spec, surface_from_sensors(datasets, c.topography.merge_distance))
+    try:
+        if c.topography is None:
+            return ModelMesh(c.spec())
+        if datasets is None:
+            raise ValueError("a mesh with topography needs the datasets (its surface runs on them)")
+        return ModelMesh(c.spec(), surface_from_sensors(datasets, c.topography.merge_distance))
+    except MeshTooLarge as exc:
+        raise ConfigError(source, exc.field, str(exc)) from None
 
 
 def surface_from_sensors(datasets: dict[str, Dataset], merge_distance: float) -> np.ndarray:
@@ -451,19 +447,23 @@ def _std(
     return np.asarray(std, dtype=float)
 
 
-def check_sensors(mesh: ModelMesh, dataset: Dataset, source: str) -> None:
-    """Sensors must lie in the core region. Flat mesh: electrodes and geophones
-    on mesh nodes. Topography: on the ground surface (they define it)."""
+def check_sensors(mesh: ModelMesh, dataset: Dataset, config_name: str) -> None:
+    """Sensors must lie in the core region (else a ConfigError on ``mesh.core`` of the
+    config ``config_name``). Flat mesh: electrodes and geophones on mesh nodes.
+    Topography: on the ground surface (they define it)."""
     spec = mesh.spec
+    source = dataset.survey.source
     xz = dataset.sensors
     outside = np.flatnonzero((xz[:, 0] < spec.x_min) | (xz[:, 0] > spec.x_max))
     if outside.size:
         i = outside[0]
-        raise DataError(
-            source,
-            None,
-            f"sensor {i + 1} at x = {xz[i, 0]:g} m lies outside the mesh core "
-            f"[{spec.x_min:g}, {spec.x_max:g}] m; widen mesh.core",
+        what = {"ert": "electrodes", "traveltime": "sensors", "gravity": "stations"}
+        raise ConfigError(
+            config_name,
+            "mesh.core",
+            f"{outside.size} {what[dataset.kind]} of {Path(source).name} lie outside the core "
+            f"x = {spec.x_min:g} .. {spec.x_max:g} m (sensor {i + 1} at x = {xz[i, 0]:g} m); "
+            f"widen mesh.core to x_min <= {xz[:, 0].min():g} and x_max >= {xz[:, 0].max():g}",
         )
     if dataset.kind == "gravity" or mesh.has_topography:
         return
@@ -637,7 +637,7 @@ def build_problem(
     """
     config = loaded.config
     datasets = load_datasets(loaded)
-    mesh = build_mesh(config, datasets)  # every data set shapes the surface
+    mesh = build_mesh(config, datasets, source=loaded.name)  # every data set shapes the surface
     block_list = build_blocks(config, mesh.n_cells)
     blocks = {b.name: b for b in block_list}
     transforms = build_transforms(config, mesh.n_cells)
@@ -649,7 +649,7 @@ def build_problem(
     misfits, clocks = [], []
     for name, ds in datasets.items():
         modality = config.modalities[name]
-        check_sensors(mesh, ds, ds.survey.source)
+        check_sensors(mesh, ds, loaded.name)
         sim = build_simulation(
             ds.kind, mesh, ds.survey, modality.options, sensor_tolerance=tolerance
         )

@@ -23,13 +23,13 @@ def validate_config(path: str | Path) -> str:
     declared_blocks(loaded.config.conflict.biases, datasets)  # e.g. loop_offset needs loops
     own = {n: m.biases for n, m in loaded.config.modalities.items() if m.biases}
     declared_blocks(own, datasets)
-    mesh = build_mesh(loaded.config, datasets)
+    mesh = build_mesh(loaded.config, datasets, source=loaded.name)
     for i, term in enumerate(loaded.config.coupling):
         if term.kind == "petrophysical":
             petrophysical_cell_weights(loaded, i, mesh)  # boxes must cover cells
     lines = [f"{loaded.name}: OK", f"  mesh: {mesh.shape[0]} x {mesh.shape[1]} cells"]
     for name, ds in datasets.items():
-        check_sensors(mesh, ds, ds.survey.source)
+        check_sensors(mesh, ds, loaded.name)
         prop = loaded.config.modalities[name].property
         lines.append(
             f"  {name} ({ds.kind} -> {prop}): {len(ds.observed)} data, "

@@ -307,7 +307,9 @@ def test_sensor_index_out_of_range(workspace, command):
 def test_sensor_outside_mesh(workspace):
     path = workspace.variant({"mesh.core.x_min": -4, "mesh.core.x_max": 40})
     assert_user_error(
-        invoke("validate", path), "ert.ohm: sensor ", "lies outside the mesh core [-4, 40] m"
+        invoke("validate", path),
+        "quick.yaml: mesh.core: ",
+        "electrodes of ert.ohm lie outside the core x = -4 .. 40 m",
     )
 
 
