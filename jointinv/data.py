@@ -76,6 +76,8 @@ class TraveltimeData:
     source : str
     line_numbers : (n_data,) int array or None
         1-based line of each datum in the file.
+    n_zero_offset : int
+        Zero-offset picks (shot = geophone, t = 0) of the file, dropped by the reader.
     """
 
     sensors: np.ndarray
@@ -85,6 +87,7 @@ class TraveltimeData:
     error_s: np.ndarray | None
     source: str = ""
     line_numbers: np.ndarray | None = None
+    n_zero_offset: int = 0
 
     @property
     def n_data(self) -> int:

@@ -210,7 +210,17 @@ def read_survey(
     if modality.kind == "ert":
         return readers.read_ert(path)
     if modality.kind == "traveltime":
-        return readers.read_traveltime(path)
+        survey = readers.read_traveltime(path)
+        if survey.n_zero_offset:
+            _note(
+                notes,
+                logging.INFO,
+                "%s: dropped %d zero-offset picks of %s (shot = geophone, t = 0)",
+                name,
+                survey.n_zero_offset,
+                path.name,
+            )
+        return survey
     cfg = modality.options.profile
     profile = None
     if cfg is not None:
@@ -269,11 +279,14 @@ def _observed(kind: str, survey: Any) -> np.ndarray:
         bad = np.flatnonzero(rhoa <= 0)
         if bad.size:
             i = bad[0]
+            lines = survey.line_numbers
+            line = None if lines is None else int(lines[i])
             raise DataError(
                 survey.source,
-                None,
-                f"datum {i + 1}: apparent resistivity {rhoa[i]:g} ohm*m is not positive; "
-                f"ERT data are inverted as ln(rhoa) ({bad.size} such data; remove them)",
+                line,
+                ("" if line else f"datum {i + 1}: ")
+                + f"apparent resistivity {rhoa[i]:g} ohm*m is not positive; ERT data are "
+                f"inverted as ln(rhoa) ({bad.size} such data; remove them)",
             )
         return np.log(rhoa)
     if kind == "traveltime":

@@ -37,9 +37,13 @@ Rules used here:
   error (a 3D layout). ``x`` alone gives elevation 0. Elevations are returned
   as written (absolute elevations are kept). Two sensors at the same position
   are an error.
+* Count lines are checked against the rows that follow; no more rows are allocated
+  than the file has lines, whatever a count line declares.
 * Sensor indices are 1-based in the file and 0-based in the containers. For ERT,
   ``0`` or ``-1`` in ``b`` or ``n`` is a remote electrode (stored as -1); a file
-  without a ``b`` (or ``n``) column is a pole array (all -1).
+  without a ``b`` (or ``n``) column is a pole array (all -1). A file that looks
+  0-based is refused: a 0 in ``a``, ``m``, ``s`` or ``g``, or a 0 in ``b``/``n``
+  while the last sensor is never used or -1 also appears.
 * A ``valid`` column, if present, drops the rows where it is 0 (no other checks
   are made on those rows).
 * ERT geometric factor ``k`` (m): the file's ``k`` column if it has one
@@ -49,11 +53,16 @@ Rules used here:
   dropped); else (topography) k computed numerically with pyGIMLi
   (:mod:`jointinv.engines.geometric`).
 * ERT apparent resistivity (Ω·m): ``rhoa`` if present; else ``k * r``; else
-  ``k * u / i`` (r = u/i, Ω).
+  ``k * u / i`` (r = u/i, Ω). Redundant columns must agree within 2 %
+  (:data:`AGREEMENT_TOLERANCE`): ``r`` and ``u/i``; ``rhoa`` and ``k·r`` (or
+  ``k·u/i``) with the file's ``k``, or without one the analytic ``k`` of flat
+  electrodes (data with a remote electrode are not compared; over topography
+  nothing is compared).
 * Errors in ``err`` columns are read as they are; zero or negative values are
   rejected (with their line) only when the error model uses the file's errors.
 * A datum that uses one sensor twice (ERT a, b, m, n; traveltime s = g) is an
-  error; so is a traveltime that is not positive.
+  error; so is a traveltime that is not positive. Zero-offset picks (s = g and
+  t = 0, the shot's own trace) are dropped and counted (``n_zero_offset``).
 
 Gravity files
 -------------
@@ -191,6 +200,11 @@ class _Lines:
             return self._i, body, False
         return None
 
+    def capacity(self, count: int) -> int:
+        """Rows to allocate for a block of ``count`` rows whose first row was read:
+        no more than the file has lines, whatever its count line declares."""
+        return min(count, 1 + len(self._lines) - self._i)
+
     def next_row(self) -> tuple[tuple[int, list[str]] | None, list[tuple[int, str]]]:
         """Next non-comment line split into fields, and the comments before it."""
         comments: list[tuple[int, str]] = []
@@ -278,8 +292,9 @@ def _read_sensors(source: str, rows: _Lines) -> tuple[int, np.ndarray]:
                     comments[-1][0],
                     f"sensor token line '{comments[-1][1]}' has no 'x' column",
                 )
-    coords = np.zeros((n_sensors, len(names) if names else 3))
-    lines = np.zeros(n_sensors, dtype=int)
+    capacity = rows.capacity(n_sensors)  # a count of 10**12 allocates no more than the file
+    coords = np.zeros((capacity, len(names) if names else 3))
+    lines = np.zeros(capacity, dtype=int)
     for k in range(n_sensors):
         if row is None:
             raise DataError(
@@ -303,7 +318,7 @@ def _read_sensors(source: str, rows: _Lines) -> tuple[int, np.ndarray]:
                     f"sensor row has {len(fields)} values; expected 2 (x z) or 3 (x y z)",
                 )
             names = ["x", "z"] if len(fields) == 2 else ["x", "y", "z"]
-            coords = np.zeros((n_sensors, len(names)))
+            coords = np.zeros((capacity, len(names)))
         if len(fields) != len(names):
             if k > 0 and _is_count_line(fields):
                 raise DataError(
@@ -418,8 +433,9 @@ def _read_unified(path: str | Path, kind: str) -> _Unified:
     ncol = len(tokens)
     names = [t.name for t in tokens]
 
-    values = np.empty((n_data, ncol))
-    row_lines = np.zeros(n_data, dtype=int)
+    capacity = rows.capacity(n_data)  # a count of 10**12 allocates no more than the file
+    values = np.empty((capacity, ncol))
+    row_lines = np.zeros(capacity, dtype=int)
     for k in range(n_data):
         if row is None:
             raise DataError(
@@ -499,6 +515,11 @@ def _read_unified(path: str | Path, kind: str) -> _Unified:
     )
 
 
+ZERO_BASED = (
+    "the indices look 0-based (pyGIMLi unified format is 1-based); add 1 to every sensor index"
+)
+
+
 def _indices(u: _Unified, name: str, remote_ok: bool) -> np.ndarray:
     """0-based sensor indices of column ``name``; remote (0 or -1) → -1 if allowed."""
     j = u.col(name)
@@ -510,6 +531,10 @@ def _indices(u: _Unified, name: str, remote_ok: bool) -> np.ndarray:
     )
     idx = raw.astype(np.int64)
     remote = (idx == 0) | (idx == -1) if remote_ok else np.zeros(len(idx), dtype=bool)
+    u.reject_first(
+        ~remote & (idx == 0),
+        lambda i: f"sensor index 0 in column '{name}': {ZERO_BASED}",
+    )
     extra = " (or 0 for a remote electrode)" if remote_ok else ""
     u.reject_first(
         ~remote & ((idx < 1) | (idx > u.n_sensors)),
@@ -585,6 +610,82 @@ def _computed_geometric_factor(u: _Unified, abmn: np.ndarray) -> tuple[np.ndarra
     return numerical_geometric_factors(u.sensors, abmn), "numerical"
 
 
+def _check_zero_based_remotes(u: _Unified, abmn: np.ndarray) -> None:
+    """A 0 in ``b`` or ``n`` is a remote electrode in the 1-based unified format. It is
+    a 0-based file's first electrode instead when the file never uses its last
+    electrode, or when it also writes -1 (its remote electrode)."""
+    zero = {n: u.values[:, u.col(n)] == 0 for n in "bn" if u.col(n) is not None}
+    if not any(z.any() for z in zero.values()):
+        return
+    minus_one = any((u.values[:, u.col(n)] == -1).any() for n in zero)
+    last_unused = not (abmn == u.n_sensors - 1).any()
+    if not (last_unused or minus_one):
+        return
+    why = (
+        f"electrode {u.n_sensors} (the last) is never used"
+        if last_unused
+        else "the file also writes -1 for a remote electrode"
+    )
+
+    def message(i: int) -> str:
+        name = next(n for n, z in zero.items() if z[i])
+        return (
+            f"'{name}' = 0 would be a remote electrode, but {why}: {ZERO_BASED} "
+            f"(a remote electrode is then 0)"
+        )
+
+    u.reject_first(np.logical_or.reduce(list(zero.values())), message)
+
+
+#: Largest relative disagreement between redundant columns of an ERT file (rhoa and
+#: k·r, rhoa and k·u/i, r and u/i): 2 %, above the rounding of values written with
+#: three significant digits (up to 0.5 % each), far below a wrong unit or electrode.
+AGREEMENT_TOLERANCE = 0.02
+
+
+def _check_agreement(
+    u: _Unified, name: str, given: np.ndarray, label: str, other: np.ndarray, hint: str
+) -> None:
+    """Refuse, at its line, the first datum where ``given`` and ``other`` (nan: not
+    compared) differ by more than :data:`AGREEMENT_TOLERANCE`."""
+    with np.errstate(invalid="ignore"):
+        bad = np.abs(given - other) > AGREEMENT_TOLERANCE * np.maximum(np.abs(given), np.abs(other))
+    u.reject_first(
+        bad,
+        lambda i: (
+            f"'{name}' = {_fmt(given[i])} but {label} = {_fmt(other[i])}: they differ by more "
+            f"than {AGREEMENT_TOLERANCE:.0%}; {hint}"
+        ),
+    )
+
+
+def _check_redundant(u: _Unified, abmn: np.ndarray, k: np.ndarray, k_source: str) -> None:
+    """Columns that say the same thing must agree: r and u/i; rhoa and k·r (or k·u/i),
+    with k from the file, or from the electrode positions when they are flat (the
+    analytic half-space k, as pyGIMLi's ``createGeometricFactors``; data with a
+    remote electrode are not compared then)."""
+    col = {n: u.values[:, u.col(n)] for n in ("rhoa", "r", "u", "i", "k") if u.col(n) is not None}
+    units = "check the units of the columns (rhoa in ohm*m, r in ohm, u in V, i in A, k in m)"
+    ratio = None
+    if "u" in col and "i" in col:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(col["i"] != 0, col["u"] / col["i"], np.nan)
+        if "r" in col:
+            _check_agreement(u, "r", col["r"], "u/i", ratio, units)
+    resistance, label = (col["r"], "r") if "r" in col else (ratio, "u/i")
+    if "rhoa" not in col or resistance is None or k_source == "numerical":
+        return
+    if k_source == "file":
+        hint = units
+    else:
+        k = np.where((abmn >= 0).all(axis=1), k, np.nan)
+        hint = (
+            "k is computed from the electrode positions (no k column): are the electrode "
+            "indices and positions right? Else " + units
+        )
+    _check_agreement(u, "rhoa", col["rhoa"], f"k·{label}", k * resistance, hint)
+
+
 def read_ert(path: str | Path) -> ErtData:
     """Read ERT data in the pyGIMLi unified format (``.ohm``, ``.dat``, ``.data``).
 
@@ -625,6 +726,8 @@ def read_ert(path: str | Path) -> ErtData:
     for j, name in enumerate("abmn"):
         if u.col(name) is not None:
             abmn[:, j] = _indices(u, name, remote_ok=name in ("b", "n"))
+
+    _check_zero_based_remotes(u, abmn)
 
     # the same electrode twice in one datum
     for p in range(4):
@@ -677,6 +780,7 @@ def read_ert(path: str | Path) -> ErtData:
         k, k_source = k_file.copy(), "file"
     else:
         k, k_source = _computed_geometric_factor(u, abmn)
+    _check_redundant(u, abmn, k, k_source)
     if rhoa is None:
         assert r is not None
         rhoa = r * k
@@ -747,6 +851,14 @@ def read_traveltime(path: str | Path) -> TraveltimeData:
         )
     shot = _indices(u, "s", remote_ok=False)
     geophone = _indices(u, "g", remote_ok=False)
+    zero_offset = (shot == geophone) & (u.values[:, u.col("t")] == 0)
+    if zero_offset.all():
+        raise DataError(
+            u.source, u.token_line, "every pick is zero-offset (s = g, t = 0); no data left"
+        )
+    if zero_offset.any():  # the shot's own trace, written by some picking tools
+        u.values, u.row_lines = u.values[~zero_offset], u.row_lines[~zero_offset]
+        shot, geophone = shot[~zero_offset], geophone[~zero_offset]
     u.reject_first(
         shot == geophone,
         lambda i: (
@@ -781,6 +893,7 @@ def read_traveltime(path: str | Path) -> TraveltimeData:
         error_s=err,
         source=u.source,
         line_numbers=u.row_lines.copy(),
+        n_zero_offset=int(zero_offset.sum()),
     )
 
 

@@ -31,9 +31,11 @@ def validate_config(path: str | Path) -> str:
     for name, ds in datasets.items():
         check_sensors(mesh, ds, loaded.name)
         prop = loaded.config.modalities[name].property
+        dropped = getattr(ds.survey, "n_zero_offset", 0)
         lines.append(
             f"  {name} ({ds.kind} -> {prop}): {len(ds.observed)} data, "
             f"{len(ds.sensors)} sensors, from {Path(ds.survey.source).name}"
+            + (f" ({dropped} zero-offset picks dropped)" if dropped else "")
         )
         if ds.kind == "gravity":
             lines += gravity_padding_lines(mesh, ds.sensors, name, loaded.config)

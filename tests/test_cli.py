@@ -358,7 +358,7 @@ def test_non_positive_apparent_resistivity(workspace, command):
     path = workspace.variant({})
     assert_user_error(
         invoke(command, path),
-        f"{ohm}: datum 3: apparent resistivity -5.5 ohm*m is not positive",
+        f"{ohm}:39: apparent resistivity -5.5 ohm*m is not positive",
         "ln(rhoa)",
     )
 

@@ -72,9 +72,10 @@ def test_ert_u_over_i_times_k(tmp_path):
 
 
 def test_ert_rhoa_wins_over_r_and_k(tmp_path):
-    # as in luneplateP3start.dat: a k column of zeros next to rhoa is ignored
-    d = read_ert(ert_file(tmp_path, "a b m n rhoa k u i", ["1 4 2 3 12.5 0 0.01 0.2"]))
-    np.testing.assert_allclose(d.apparent_resistivity, [12.5])
+    # as in luneplateP3start.dat: a k column of zeros next to rhoa is ignored; rhoa is
+    # used as written (k·u/i = 2π·0.05 = 0.31416 agrees with it within 2 %)
+    d = read_ert(ert_file(tmp_path, "a b m n rhoa k u i", ["1 4 2 3 0.3142 0 0.01 0.2"]))
+    np.testing.assert_allclose(d.apparent_resistivity, [0.3142])
     # the k column of zeros counts as absent: analytic Wenner k = 2π a
     np.testing.assert_allclose(d.geometric_factor, [2 * np.pi])
     assert d.geometric_factor_source == "analytic"
@@ -110,9 +111,9 @@ def test_ert_pole_dipole_remote_b(tmp_path, remote):
 
 
 def test_ert_pole_pole_remote_b_and_n(tmp_path):
-    d = read_ert(ert_file(tmp_path, "a b m n r", ["1 0 3 0 1.0"]))
-    np.testing.assert_array_equal(d.abmn, [[0, -1, 2, -1]])
-    np.testing.assert_allclose(d.apparent_resistivity, [2 * np.pi * 2.0])
+    d = read_ert(ert_file(tmp_path, "a b m n r", ["1 0 3 0 1.0", "4 0 6 0 1.0"]))
+    np.testing.assert_array_equal(d.abmn, [[0, -1, 2, -1], [3, -1, 5, -1]])
+    np.testing.assert_allclose(d.apparent_resistivity, [2 * np.pi * 2.0, 2 * np.pi * 2.0])
 
 
 def test_ert_without_b_column_is_pole_array(tmp_path):
@@ -437,8 +438,8 @@ def test_data_not_finite(tmp_path, col, row):
         ),
         (
             "0 2 3 4 10",
-            "sensor index 0 in column 'a' is out of range: the file has 6 sensors, so indices "
-            "must be 1..6",
+            "sensor index 0 in column 'a': the indices look 0-based (pyGIMLi unified format is "
+            "1-based); add 1 to every sensor index",
         ),
         (
             "1 -2 3 4 10",
@@ -550,7 +551,7 @@ def test_duplicated_sensors(tmp_path, sensors):
 
 def test_ert_geometric_null(tmp_path):
     # A at x=0, B at x=4, M at the midpoint x=2, N remote: 1/AM - 1/BM = 0
-    path = ert_file(tmp_path, "a b m n r", ["1 5 3 0 1"])
+    path = ert_file(tmp_path, "a b m n r", ["1 5 3 0 1", "2 6 3 4 1"])  # 6: not 0-based
     with raises(
         path,
         11,
@@ -615,8 +616,8 @@ def test_sgt_index_out_of_range(tmp_path):
     with raises(
         path,
         9,
-        "sensor index 0 in column 's' is out of range: the file has 3 sensors, so indices "
-        "must be 1..3",
+        "sensor index 0 in column 's': the indices look 0-based (pyGIMLi unified format is "
+        "1-based); add 1 to every sensor index",
     ):
         read_traveltime(path)
 

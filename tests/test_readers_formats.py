@@ -115,7 +115,9 @@ def test_ert_err_kept_as_written_with_declared_unit(tmp_path, tokens, unit):
 def test_ert_topography_numerical_k_matches_flat_for_tiny_relief(tmp_path):
     """Numerical k (pyGIMLi) over 1 mm of relief equals the flat analytic k within 2 %."""
     sensors = [f"{2 * x} {0.001 if x == 5 else 0}" for x in range(12)]
-    rows = ["1 4 2 3 1", "2 5 3 4 1", "1 2 3 4 1", "5 6 8 9 1", "1 0 3 4 1"]
+    # electrode 12 is used: a 0 (remote) in a file that never uses its last electrode
+    # is refused as a 0-based index
+    rows = ["1 4 2 3 1", "2 5 3 4 1", "1 2 3 4 1", "5 6 8 9 1", "1 0 3 4 1", "9 10 11 12 1"]
     d = read_ert(write(tmp_path, "topo.ohm", ert_text("# x z\n", sensors, "a b m n r", rows)))
     assert d.geometric_factor_source == "numerical"
     flat = read_ert(
