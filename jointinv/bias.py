@@ -70,7 +70,7 @@ class BiasBlock:
     design : (n_data, n_bias) array
         D, from the parameters (data units) to the data.
     labels : list of str
-        One label per parameter (e.g. ``shot 3``).
+        One label per parameter (e.g. ``shot 7 at x = 24.0 m``).
     units : str
         Units of the reported values.
     scale : float
@@ -108,8 +108,18 @@ def design_matrix(bias_type: str, survey: object, n_data: int) -> tuple[np.ndarr
     if bias_type == "static":
         shots = np.asarray(survey.shot)
         unique = np.unique(shots)
-        return (shots[:, None] == unique[None, :]).astype(float), [f"shot {s}" for s in unique]
+        design = (shots[:, None] == unique[None, :]).astype(float)
+        return design, [_shot_label(survey, s) for s in unique]
     raise ValueError(f"unknown bias type {bias_type!r}")
+
+
+def _shot_label(survey: object, shot: int) -> str:
+    """``shot 7 at x = 24.0 m``: the sensor number as the data file counts it (from 1;
+    the survey holds 0-based indices) and the shot's position along the profile."""
+    sensors = getattr(survey, "sensors", None)
+    if sensors is None:
+        return f"shot {shot + 1}"
+    return f"shot {shot + 1} at x = {float(sensors[shot][0]):.1f} m"
 
 
 def _loop_design(survey: object) -> tuple[np.ndarray, list[str]]:

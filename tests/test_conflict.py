@@ -265,12 +265,14 @@ def test_design_matrices():
         stations = np.array([[0.0, 0.2], [2.0, 0.2], [4.0, 0.2]])
 
     class Traveltime:
-        shot = np.array([0, 0, 3, 3, 3])
+        shot = np.array([0, 0, 3, 3, 3])  # 0-based sensor indices, as the survey holds them
+        sensors = np.array([[0.0, 0.0], [2.0, 0.0], [4.0, 0.0], [6.5, 0.0]])
 
     d, labels = design_matrix("trend", Gravity, 3)
     np.testing.assert_allclose(d[:, 0], [-2, 0, 2])
     d, labels = design_matrix("static", Traveltime, 5)
-    assert labels == ["shot 0", "shot 3"]
+    # named as the data file numbers the sensors (from 1), with the position
+    assert labels == ["shot 1 at x = 0.0 m", "shot 4 at x = 6.5 m"]
     np.testing.assert_allclose(d.sum(axis=0), [2, 3])
     assert design_matrix("offset", None, 4)[0].shape == (4, 1)
 
