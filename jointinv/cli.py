@@ -27,6 +27,26 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+def _print_version(value: bool) -> None:
+    if value:
+        from ._version import FORMAT_VERSION, __version__
+
+        typer.echo(f"jointinv {__version__} (result format {FORMAT_VERSION})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Joint inversion of ERT, seismic traveltime and gravity data on a 2D profile."""
+
+
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file.", show_default=False)]
 ResultArg = Annotated[Path, typer.Argument(help="HDF5 result file.", show_default=False)]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug log; tracebacks on errors.")]

@@ -565,3 +565,14 @@ def test_existing_output_needs_force(gravity_run, tmp_path):
         assert f["meta"].attrs["start_time"] > first_start  # a new result
         assert f["data/gravity"].attrs["chi2"] < 1.5
     assert not list(out.parent.glob(".*.tmp"))  # the atomic write left no temporary file
+
+
+def test_version_from_the_command_and_from_python_m():
+    out = runner.invoke(app, ["--version"])
+    assert out.exit_code == 0
+    assert out.output.strip() == f"jointinv {jointinv.__version__} (result format {FORMAT_VERSION})"
+    proc = subprocess.run(
+        [sys.executable, "-m", "jointinv", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == out.output.strip()

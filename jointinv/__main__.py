@@ -1,0 +1,5 @@
+"""``python -m jointinv``: the same command line as ``jointinv``."""
+
+from .cli import main
+
+main()
