@@ -571,6 +571,33 @@ class LoadedConfig:
         return p if p.is_absolute() else (self.path.parent / p).resolve()
 
 
+#: the name a config given from Python (a dict or a Config) goes by in messages
+PYTHON_CONFIG_NAME = "<python config>"
+
+
+def as_loaded(config: str | Path | LoadedConfig | Config | dict[str, Any]) -> LoadedConfig:
+    """A :class:`LoadedConfig` from a config file, a mapping or a :class:`Config`.
+
+    A mapping or a Config has no file: its relative paths (data, ``output.path``)
+    are taken from the current working directory, and its YAML text (stored in
+    the result for provenance) is written from it.
+    """
+    if isinstance(config, LoadedConfig):
+        return config
+    if isinstance(config, (str, Path)):
+        return load_config(config)
+    if isinstance(config, Config):
+        raw = config.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        validated = config
+    elif isinstance(config, dict):
+        raw = config
+        validated = from_mapping(config, PYTHON_CONFIG_NAME)
+    else:
+        raise TypeError(f"config must be a path, a dict or a Config, not {type(config).__name__}")
+    text = yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
+    return LoadedConfig(validated, Path.cwd() / PYTHON_CONFIG_NAME, text)
+
+
 def load_config(path: str | Path) -> LoadedConfig:
     """Read, parse and validate a config file.
 

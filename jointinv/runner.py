@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from ._version import __version__
 from .checkpoint import Checkpointer, config_hash
-from .config import LoadedConfig, load_config
+from .config import Config, LoadedConfig, as_loaded
 from .diagnostics import Diagnostics, run_diagnostics
 from .diagnostics_file import fill_diagnostics
 from .errors import UserInputError
@@ -76,7 +76,7 @@ def output_path(loaded: LoadedConfig, output: str | Path | None) -> Path:
 
 
 def run(
-    config: str | Path | LoadedConfig,
+    config: str | Path | LoadedConfig | Config | dict[str, Any],
     *,
     output: str | Path | None = None,
     force: bool = False,
@@ -95,8 +95,9 @@ def run(
 
     Parameters
     ----------
-    config : path or LoadedConfig
-        The YAML config (or one already loaded).
+    config : path, dict, Config or LoadedConfig
+        The YAML config file, or the same content as a mapping or a validated
+        :class:`~jointinv.config.Config` (relative paths from the working directory).
     output : path, optional
         HDF5 result; default ``output.path`` of the config, relative to it.
     force : bool
@@ -121,7 +122,7 @@ def run(
         settings (no couplings) and write each under ``/separate/<modality>``,
         so the effect of the coupling can be seen beside the joint result.
     """
-    loaded = config if isinstance(config, LoadedConfig) else load_config(config)
+    loaded = as_loaded(config)
     _check_only(loaded, only)
     target = output_path(loaded, output) if write else None
     if target is not None and target.exists() and not force:

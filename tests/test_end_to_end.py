@@ -9,10 +9,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import yaml
 
 import jointinv
 from jointinv.results import read_result
 from jointinv.samples import BlockInLayers, cell_average
+
+from .conftest import gravity_only_mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"
@@ -100,3 +103,25 @@ def test_no_engine_call_is_repeated_for_the_same_model(joint):
     # one ERT Jacobian at the start of every iteration (the first serves the β0 estimate),
     # and one at the final model for the posterior diagnostics
     assert sims["ert"].clock.calls["jacobian"] == len(records) + 1
+
+
+def test_run_from_a_mapping_and_from_a_config_object(workspace, monkeypatch):
+    """jointinv.run takes the config as a dict or a Config: paths from the working
+    directory, the YAML text written from it into /meta."""
+    from jointinv.config import from_mapping
+
+    monkeypatch.chdir(workspace.root)
+    raw = gravity_only_mapping()
+    by_dict = jointinv.run(raw, diagnostics=False)
+    assert by_dict.output == workspace.root / "out" / "gravity.h5"
+    by_object = jointinv.run(
+        from_mapping(raw), output="out/again.h5", diagnostics=False
+    )
+    np.testing.assert_array_equal(
+        by_dict.models["density_contrast"], by_object.models["density_contrast"]
+    )
+    with h5py.File(by_dict.output) as f:
+        stored = yaml.safe_load(f["meta"].attrs["config_text"])
+    assert stored["modalities"]["gravity"]["data"] == raw["modalities"]["gravity"]["data"]
+    with pytest.raises(TypeError, match="path, a dict or a Config"):
+        jointinv.run(42)
