@@ -68,6 +68,7 @@ from .checkpoint import (
 )
 from .config import LoadedConfig, from_mapping, load_config
 from .errors import ConfigError, UserInputError
+from .outputs import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -915,8 +916,7 @@ def write_summary(outcomes: list[RunOutcome], path: Path) -> Path:
         "source",
         "overrides",
     ]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         for o in outcomes:
@@ -935,5 +935,4 @@ def write_summary(outcomes: list[RunOutcome], path: Path) -> Path:
                     "; ".join(f"{k}={_show(v)}" for k, v in o.overrides.items()),
                 ]
             )
-    os.replace(tmp, path)
     return path

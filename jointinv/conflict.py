@@ -701,22 +701,25 @@ class ConflictReport:
         }
 
     def write_json(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2, default=float) + "\n")
-        return path
+        """Write the report as JSON (atomically)."""
+        from .outputs import write_text_atomic
+
+        return write_text_atomic(path, json.dumps(self.to_dict(), indent=2, default=float) + "\n")
 
     def write_hdf5(self, path: str | Path) -> Path:
         """``/`` attrs (config, conflict, exit_code) and one group per analysis:
         attrs of the statistic, ``bootstrap_statistics``, ``modalities/<name>``
-        attrs and a ``biases`` group of columns."""
-        import h5py
+        attrs and a ``biases`` group of columns (written atomically)."""
+        from .results import write_atomic
 
-        path = Path(path)
-        with h5py.File(path, "w") as f:
+        def fill(f: Any) -> None:
             f.attrs.update(config=self.config, conflict=self.conflict, exit_code=self.exit_code)
             for key, a in (("plain", self.plain), ("augmented", self.augmented)):
                 if a is not None:
                     _fill_analysis(f.create_group(key), a)
+
+        path = Path(path)
+        write_atomic(path, fill)
         return path
 
 

@@ -25,9 +25,7 @@ top node.
 from __future__ import annotations
 
 import builtins
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +36,7 @@ import numpy as np
 from ._version import FORMAT_VERSION
 from .diagnostics_file import SavedDiagnostics, cells_on_grid, read_diagnostics
 from .errors import UserInputError
+from .outputs import atomic_path
 
 
 @dataclass
@@ -114,38 +113,22 @@ def mesh_surface(
 
 
 def write_atomic(path: Path, fill: Any) -> None:
-    """Write an HDF5 file through a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            fill(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write an HDF5 file through a temporary file in the same folder, then rename
+    (see :func:`jointinv.outputs.atomic_path`)."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        fill(f)
 
 
 def rewrite_atomic(path: Path, modify: Any) -> None:
     """Change an HDF5 file atomically: copy it to a temporary file in the same
     folder, ``modify`` the copy (open read-write), then rename it over the original.
-    The original is untouched if anything fails."""
+    The original is untouched if anything fails; the copy keeps its permissions."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         shutil.copyfile(path, tmp)
         shutil.copymode(path, tmp)
         with h5py.File(tmp, "r+") as f:
             modify(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def fill_mesh(
