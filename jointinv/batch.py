@@ -68,7 +68,7 @@ from .checkpoint import (
 )
 from .config import LoadedConfig, from_mapping, load_config
 from .errors import ConfigError, UserInputError
-from .outputs import atomic_path
+from .outputs import atomic_path, check_writable_location, config_inputs, refuse_inputs
 
 log = logging.getLogger(__name__)
 
@@ -717,6 +717,7 @@ def run_batch(
     started = time.perf_counter()
     output_dir = Path(output_dir).expanduser().resolve()
     specs = expand_inputs(inputs, output_dir)
+    check_outputs(inputs, specs, output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     progress = progress or BatchProgress()
     progress.begin(specs)
@@ -745,6 +746,27 @@ def run_batch(
     ordered = [outcomes[s.name] for s in specs]
     summary = write_summary(ordered, output_dir / "summary.csv")
     return BatchResult(ordered, summary, time.perf_counter() - started, backend)
+
+
+def check_outputs(inputs: list[str | Path], specs: list[RunSpec], output_dir: Path) -> None:
+    """Before any run: ``summary.csv`` can be written in ``output_dir`` and no output
+    (result, checkpoint, ``summary.csv``) is an input file, config or data file.
+
+    Raises
+    ------
+    UserInputError
+        One line naming the output and what is wrong with it.
+    """
+    summary = output_dir / "summary.csv"
+    check_writable_location(summary)
+    read = {path: f"the input file {path.name}" for path in _input_files(inputs)}
+    for spec in specs:
+        if spec.loaded is not None:
+            read.update(config_inputs(spec.loaded))
+    for spec in specs:
+        refuse_inputs(spec.output, read)
+        refuse_inputs(checkpoint_path(spec.output), read)
+    refuse_inputs(summary, read)
 
 
 def _run_pool(

@@ -254,14 +254,18 @@ def export(
     def _export() -> list[Path]:
         from .errors import UserInputError
         from .export import export_csv, export_sensors_vtu, export_vtu
+        from .outputs import check_output
         from .results import load_result
 
         if vtk is None and csv is None and sensors is None:
             raise UserInputError(
                 "export: give at least one of --vtk OUT.vtu, --csv OUT.csv, --sensors OUT.vtu"
             )
-        saved = load_result(result)
         jobs = ((vtk, export_vtu), (csv, export_csv), (sensors, export_sensors_vtu))
+        for out, _ in jobs:
+            if out is not None:
+                check_output(out, {result: "the result file being exported"})
+        saved = load_result(result)
         return [write(saved, out) for out, write in jobs if out is not None]
 
     for path in _guarded(verbose, _export):
@@ -378,7 +382,14 @@ def conflict_test(
     from .conflict import report_tables
 
     def _test():
-        report = run_test(config, alpha=alpha, bootstrap=bootstrap, workers=workers)
+        from .config import load_config
+        from .outputs import check_output, config_inputs
+
+        loaded = load_config(config)
+        for out in (output, json_path):
+            if out is not None:
+                check_output(out, config_inputs(loaded))
+        report = run_test(loaded, alpha=alpha, bootstrap=bootstrap, workers=workers)
         if output is not None:
             report.write_hdf5(output)
         if json_path is not None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
@@ -18,6 +18,8 @@ from jointinv.export import export_csv, export_vtu
 from jointinv.outputs import current_umask, write_text_atomic
 from jointinv.results import write_atomic
 
+from .conftest import Workspace, gravity_only_mapping
+from .test_cli import assert_user_error, invoke
 from .test_export import write_result
 
 
@@ -56,3 +58,177 @@ def test_files_get_the_mode_of_the_umask(tmp_path, umask, writer, mask, mode):
     WRITERS[writer](out, source)
     assert _mode(out) == mode
     assert [p.name for p in out.parent.iterdir()] == ["file"]  # no temporary left
+
+
+# --------------------------------------------------------------------------- outputs vs inputs
+@pytest.fixture
+def gravity(workspace: Workspace) -> Path:
+    """A gravity-only config (``gravity.yaml``) with its data in ``data/``."""
+    return workspace.write("gravity.yaml", gravity_only_mapping())
+
+
+def _no_work(monkeypatch) -> None:
+    """Any inversion or conflict test fails loudly: the checks must come first."""
+
+    def boom(*args, **kwargs):
+        raise AssertionError("work started before the output was checked")
+
+    monkeypatch.setattr("jointinv.runner.build_problem", boom)
+    monkeypatch.setattr("jointinv.conflict.conflict_test", boom)
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+@pytest.mark.parametrize(
+    "target, what",
+    [
+        ("data/gravity.csv", "the data file of modality gravity (modalities.gravity.data) of"),
+        ("gravity.yaml", "the config file"),
+    ],
+)
+def test_run_never_writes_over_an_input(workspace, gravity, monkeypatch, target, what, force):
+    _no_work(monkeypatch)
+    victim = workspace.root / target
+    before = victim.read_bytes()
+    result = invoke("run", gravity, "-o", victim, *force)
+    assert_user_error(result, f"{victim}: is {what} gravity.yaml; refusing to write")
+    assert victim.read_bytes() == before
+    assert not list(workspace.root.rglob("*.tmp")) and not list(workspace.root.rglob("*.h5"))
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink", "dotted"])
+def test_run_sees_through_links_to_an_input(workspace, gravity, monkeypatch, link):
+    _no_work(monkeypatch)
+    data = workspace.data / "gravity.csv"
+    alias = workspace.root / "alias.h5"
+    if link == "symlink":
+        alias.symlink_to(data)
+    elif link == "hardlink":
+        os.link(data, alias)
+    else:
+        alias = workspace.root / "data" / ".." / "data" / "gravity.csv"
+    before = data.read_bytes()
+    result = invoke("run", gravity, "-o", alias, "--force")
+    assert_user_error(result, "is the data file of modality gravity")
+    assert data.read_bytes() == before
+
+
+def test_output_path_of_the_config_naming_its_data(workspace, monkeypatch):
+    _no_work(monkeypatch)
+    raw = gravity_only_mapping()
+    raw["output"]["path"] = raw["modalities"]["gravity"]["data"]
+    config = workspace.write("gravity.yaml", raw)
+    result = invoke("run", config, "--force")
+    assert_user_error(result, f"{workspace.data / 'gravity.csv'}: is the data file")
+
+
+def test_checkpoint_of_the_output_is_no_input_either(workspace, monkeypatch):
+    _no_work(monkeypatch)
+    raw = gravity_only_mapping()
+    raw["modalities"]["gravity"]["data"] = "data/run.checkpoint.h5"
+    (workspace.data / "gravity.csv").rename(workspace.data / "run.checkpoint.h5")
+    config = workspace.write("gravity.yaml", raw)
+    result = invoke("run", config, "-o", workspace.data / "run.h5", "--force")
+    assert_user_error(result, f"{workspace.data / 'run.checkpoint.h5'}: is the data file")
+
+
+# --------------------------------------------------------------------------- output location
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in. Root ignores permissions, so as
+    root /sys (not writable even by root) stands in for a chmod 0555 folder."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return folder
+    folder = Path("/sys")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder)
+    except OSError:
+        return folder
+    os.close(fd)
+    os.unlink(probe)
+    pytest.skip("running as root and /sys is writable: no folder root cannot write in")
+
+
+def test_unwritable_folder_is_refused_before_the_run(tmp_path, gravity, monkeypatch):
+    _no_work(monkeypatch)
+    folder = _unwritable_folder(tmp_path)
+    try:
+        for out in (folder / "run.h5", folder / "new" / "run.h5"):
+            result = invoke("run", gravity, "-o", out)
+            assert_user_error(result, f"{out}: cannot be written: cannot create a file in {folder}")
+    finally:
+        if folder != Path("/sys"):
+            folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("where", ["existing folder", "under a file"])
+def test_output_that_cannot_be_a_file_is_refused_before_the_run(
+    workspace, gravity, monkeypatch, where
+):
+    _no_work(monkeypatch)
+    if where == "existing folder":
+        out, message = workspace.data, f"{workspace.data}: is a folder"
+    else:
+        notes = workspace.root / "notes.txt"
+        notes.write_text("a file\n")
+        out, message = notes / "run.h5", f"{notes / 'run.h5'}: cannot be written: {notes} is not"
+    for force in ([], ["--force"]):
+        assert_user_error(invoke("run", gravity, "-o", out, *force), message)
+    assert not list(workspace.root.rglob("*.checkpoint.h5"))
+
+
+def test_missing_output_folders_are_still_created(workspace, gravity):
+    from jointinv.config import load_config
+    from jointinv.runner import check_run_output
+
+    out = workspace.root / "new" / "deeper" / "run.h5"
+    check_run_output(load_config(gravity), out)  # no error
+    assert not (workspace.root / "new").exists()  # and nothing created by the check
+
+
+# ------------------------------------------------------------------ export, conflict, batch
+@pytest.mark.parametrize("option", ["--csv", "--vtk", "--sensors"])
+def test_export_never_writes_over_the_result(tmp_path, option):
+    source = write_result(tmp_path / "hill.h5")
+    before = source.read_bytes()
+    result = invoke("export", source, option, source)
+    assert_user_error(result, f"{source}: is the result file being exported; refusing")
+    assert source.read_bytes() == before
+
+
+def test_export_to_a_folder_is_refused_before_writing_anything(tmp_path):
+    source = write_result(tmp_path / "hill.h5")
+    result = invoke("export", source, "--csv", tmp_path / "a.csv", "--vtk", tmp_path)
+    assert_user_error(result, f"{tmp_path}: is a folder")
+    assert not (tmp_path / "a.csv").exists()
+
+
+@pytest.mark.parametrize("option", ["--output", "--json"])
+@pytest.mark.parametrize("target", ["gravity.yaml", "data/gravity.csv"])
+def test_conflict_test_never_writes_over_an_input(workspace, gravity, monkeypatch, option, target):
+    _no_work(monkeypatch)
+    victim = workspace.root / target
+    before = victim.read_bytes()
+    assert_user_error(invoke("conflict-test", gravity, option, victim), f"{victim}: is the ")
+    assert victim.read_bytes() == before
+
+
+def test_batch_never_writes_over_an_input(workspace):
+    raw = gravity_only_mapping()
+    raw["modalities"]["gravity"]["data"] = "data/summary.csv"
+    (workspace.data / "gravity.csv").rename(workspace.data / "summary.csv")
+    config = workspace.write("gravity.yaml", raw)
+    before = (workspace.data / "summary.csv").read_bytes()
+    result = invoke("batch", config, "-o", workspace.data, "-j", "1")
+    assert_user_error(result, f"{workspace.data / 'summary.csv'}: is the data file of modality")
+    assert (workspace.data / "summary.csv").read_bytes() == before
+    assert not (workspace.data / "gravity.h5").exists()
+
+
+def test_batch_output_folder_that_is_a_file(workspace, gravity):
+    notes = workspace.root / "notes.txt"
+    notes.write_text("a file\n")
+    result = invoke("batch", gravity, "-o", notes, "-j", "1")
+    assert_user_error(result, f"{notes / 'summary.csv'}: cannot be written: {notes} is not a")
+    assert notes.read_text() == "a file\n"
