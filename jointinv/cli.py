@@ -213,15 +213,9 @@ def show(
     from .summary import summarize
 
     def _show() -> None:
-        from .errors import UserInputError
         from .results import read_result
 
-        if not result.is_file():
-            raise UserInputError(f"{result}: no such result file")
-        try:
-            saved = read_result(result)
-        except (OSError, KeyError) as exc:
-            raise UserInputError(f"{result}: not a jointinv result ({exc})") from None
+        saved = read_result(result)
         typer.echo(summarize(saved, result))
         if plot is not None:
             from .plotting import plot_result

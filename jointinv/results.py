@@ -35,8 +35,8 @@ import numpy as np
 
 from ._version import FORMAT_VERSION
 from .diagnostics_file import SavedDiagnostics, cells_on_grid, read_diagnostics
-from .errors import UserInputError
 from .outputs import atomic_path
+from .resultfile import open_result
 
 
 @dataclass
@@ -216,8 +216,17 @@ def fill_meta(f: h5py.File, meta: dict[str, Any]) -> None:
 
 
 def read_result(path: str | Path) -> SavedResult:
-    """Read a result file written by :func:`jointinv.run`."""
-    with h5py.File(path, "r") as f:
+    """Read a result file written by :func:`jointinv.run`.
+
+    Raises
+    ------
+    UserInputError
+        One line naming the file (and the HDF5 path): no such file, not a result, a
+        malformed entry, or a file that would make jointinv read other files
+        (external storage, external links, virtual datasets); see
+        :func:`jointinv.resultfile.open_result`.
+    """
+    with open_result(path) as f:
         meta = dict(f["meta"].attrs)
         nodes_x, nodes_z = f["mesh/nodes_x"][()], f["mesh/nodes_z"][()]
         mesh = f["mesh"]
@@ -269,12 +278,6 @@ def _masked(values: np.ndarray, active: np.ndarray) -> np.ndarray:
 
 
 def load_result(path: str | Path) -> SavedResult:
-    """:func:`read_result`, with a missing or foreign file reported as a
-    :class:`~jointinv.errors.UserInputError` (one line naming the file)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"{path}: no such result file")
-    try:
-        return read_result(path)
-    except (OSError, KeyError) as exc:
-        raise UserInputError(f"{path}: not a jointinv result ({exc})") from None
+    """:func:`read_result` (kept for the callers that used it for its one-line
+    :class:`~jointinv.errors.UserInputError`, which :func:`read_result` now gives)."""
+    return read_result(path)

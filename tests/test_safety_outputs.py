@@ -9,18 +9,20 @@ import stat
 import tempfile
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
 from jointinv.batch import RunOutcome, write_summary
 from jointinv.checkpoint import Checkpoint, write_checkpoint
+from jointinv.errors import UserInputError
 from jointinv.export import export_csv, export_vtu
 from jointinv.outputs import current_umask, write_text_atomic
 from jointinv.results import write_atomic
 
 from .conftest import Workspace, gravity_only_mapping
 from .test_cli import assert_user_error, invoke
-from .test_export import write_result
+from .test_export import NODES_X, NX, NZ, write_result
 
 
 # --------------------------------------------------------------------------- permissions
@@ -232,3 +234,187 @@ def test_batch_output_folder_that_is_a_file(workspace, gravity):
     result = invoke("batch", gravity, "-o", notes, "-j", "1")
     assert_user_error(result, f"{notes / 'summary.csv'}: cannot be written: {notes} is not a")
     assert notes.read_text() == "a file\n"
+
+
+# --------------------------------------------------------------------------- untrusted result files
+SECRET = 1234.5678  # the value in the "secret" local files: must never be printed or exported
+
+
+def _secrets(folder: Path) -> tuple[Path, Path]:
+    """A raw file and an HDF5 file (``/values``) holding ``SECRET``, shaped like a model."""
+    raw = folder / "secret.bin"
+    np.full(NZ * NX, SECRET).tofile(raw)
+    h5 = folder / "secret.h5"
+    with h5py.File(h5, "w") as f:
+        f["values"] = np.full((NZ, NX), SECRET)
+    return raw, h5
+
+
+def _replace(f: h5py.File, where: str, make) -> None:
+    """Replace the dataset at ``where`` by ``make(f, where)``, keeping its attributes."""
+    attrs = dict(f[where].attrs) if where in f else {}
+    if where in f:
+        del f[where]
+    make(f, where)
+    if isinstance(f.get(where), h5py.Dataset):
+        f[where].attrs.update({k: v for k, v in attrs.items() if k != "DIMENSION_LIST"})
+
+
+def _external_storage(secrets):
+    raw, _ = secrets
+    return lambda f, where: f.create_dataset(
+        where, shape=(NZ, NX), dtype=float, external=[(str(raw), 0, NZ * NX * 8)]
+    )
+
+
+def _beside(f: h5py.File, attack):
+    """``attack`` with secret files in the folder of ``f``."""
+    return attack(_secrets(Path(f.filename).parent))
+
+
+def _external_link(secrets):
+    return lambda f, where: f.__setitem__(where, h5py.ExternalLink(str(secrets[1]), "/values"))
+
+
+def _virtual(secrets):
+    def make(f, where):
+        layout = h5py.VirtualLayout(shape=(NZ, NX), dtype=float)
+        layout[:] = h5py.VirtualSource(str(secrets[1]), "values", shape=(NZ, NX))
+        f.create_virtual_dataset(where, layout)
+
+    return make
+
+
+ATTACKS = {
+    "external storage": (_external_storage, "dataset stored in external file"),
+    "external link": (_external_link, "external link to /values in"),
+    "virtual dataset": (_virtual, "virtual dataset"),
+}
+
+
+def _crafted(tmp_path: Path, attack: str, where: str) -> tuple[Path, str]:
+    path = write_result(tmp_path / "crafted.h5")
+    make, message = ATTACKS[attack]
+    with h5py.File(path, "r+") as f:
+        _replace(f, where, make(_secrets(tmp_path)))
+    return path, message
+
+
+def _command(name: str, path: Path, tmp_path: Path) -> list:
+    return {
+        "show": ["show", path],
+        "export": ["export", path, "--csv", tmp_path / "out.csv", "--vtk", tmp_path / "out.vtu"],
+        "diagnose": ["diagnose", path],
+    }[name]
+
+
+@pytest.mark.parametrize("command", ["show", "export", "diagnose"])
+@pytest.mark.parametrize("where", ["/models/resistivity", "/data/ert/observed", "/notes"])
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_result_that_reads_other_files_is_refused(tmp_path, attack, where, command):
+    path, message = _crafted(tmp_path, attack, where)
+    result = invoke(*_command(command, path, tmp_path))
+    line = assert_user_error(result, f"{path}: {where}: {message}", "refused")
+    assert str(SECRET) not in result.output and "1234.56" not in line
+    assert not (tmp_path / "out.csv").exists() and not (tmp_path / "out.vtu").exists()
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_batch_does_not_skip_a_run_for_a_result_that_reads_other_files(tmp_path, attack):
+    from jointinv.checkpoint import read_result_summary, result_hash
+
+    path, _ = _crafted(tmp_path, attack, "/models/resistivity")
+    with h5py.File(path, "r+") as f:
+        f["meta"].attrs.update(success=True, config_hash="abc")
+    assert result_hash(path) is None  # the run is redone, the file replaced
+    with pytest.raises(UserInputError, match="refused"):
+        read_result_summary(path)
+
+
+def test_soft_links_inside_the_file_are_fine(tmp_path):
+    path = write_result(tmp_path / "linked.h5")
+    with h5py.File(path, "r+") as f:
+        f["aliases/resistivity"] = h5py.SoftLink("/models/resistivity")
+    result = invoke("show", path)
+    assert result.exit_code == 0, result.output
+    assert "resistivity" in result.stdout
+
+
+def _set(where: str, value) -> object:
+    """Mutation: replace the dataset at ``where`` by ``value`` (keeping its attributes)."""
+    return lambda f: _replace(f, where, lambda f, w: f.create_dataset(w, data=value))
+
+
+def _attr(where: str, name: str, value) -> object:
+    return lambda f: f[where].attrs.__setitem__(name, value)
+
+
+def _delete(where: str) -> object:
+    return lambda f: f.__delitem__(where)
+
+
+MALFORMED = [
+    (_set("/models/resistivity", np.array([b"abc"] * NZ * NX).reshape(NZ, NX)),
+     "/models/resistivity: a numeric array expected, found text"),
+    (_set("/models/resistivity", np.zeros((3, 3))),
+     "/models/resistivity: shape (5, 6) expected, found (3, 3)"),
+    (_set("/data/ert/observed", "many"),
+     "/data/ert/observed: a numeric array expected, found text"),
+    (_delete("/data/ert/std"), "/data/ert/std: missing"),
+    (_attr("/data/ert", "chi2", "low"), "/data/ert (attribute chi2): a number expected, found"),
+    (_attr("/models/velocity", "units", 5), "/models/velocity (attribute units): a text expected"),
+    (_attr("/meta", "iterations", "many"), "/meta (attribute iterations): an integer expected"),
+    (_set("/mesh/nodes_x", NODES_X[::-1]), "/mesh/nodes_x: two or more finite, increasing"),
+    (_set("/mesh/nodes_z", np.array([[1.0, 2.0]])), "/mesh/nodes_z: a 1-D array expected"),
+    (_set("/mesh/active", np.ones((NZ, NX))), "/mesh/active: a boolean mask expected"),
+    (_set("/mesh/surface", np.ones((4, 3))), "/mesh/surface: shape (n >= 2, 2) expected"),
+    (_delete("/iterations/beta"), "/iterations/beta: missing"),
+    (_set("/iterations/phi", np.ones(7)), "/iterations: columns of one length >= 1 expected"),
+    (_delete("/models"), "/models: missing"),
+    (_set("/models", np.ones(3)), "/models: a group expected, found a dataset"),
+    (lambda f: f.__setitem__("/models/ghost", h5py.SoftLink("/nowhere")), "/models/ghost: missing"),
+    (_delete("/diagnostics/doi_mask/ert"), "/diagnostics/doi_mask/ert: missing"),
+    (_attr("/diagnostics/correlation", "properties", ["a", "b", "c"]),
+     "/diagnostics/correlation: shape (3, 3) expected for 3 properties, found (2, 2)"),
+    (_attr("/diagnostics/data_fit/ert", "mean", "zero"),
+     "/diagnostics/data_fit/ert (attribute mean): a number expected"),
+    (_delete("/meta"), "not a jointinv result (no /meta group)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["show", "export"])
+@pytest.mark.parametrize("mutate, message", MALFORMED, ids=[m for _, m in MALFORMED])
+def test_malformed_result_is_one_line_naming_the_entry(tmp_path, mutate, message, command):
+    path = write_result(tmp_path / "bad.h5")
+    with h5py.File(path, "r+") as f:
+        mutate(f)
+    assert_user_error(invoke(*_command(command, path, tmp_path)), f"{path}: {message}")
+    assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda f: f["checkpoint"].attrs.__setitem__("records", "[{"),
+         "/checkpoint (attribute records): not the JSON list of iteration records"),
+        (lambda f: f["checkpoint"].attrs.__setitem__("beta0", "high"),
+         "/checkpoint (attribute beta0): a number expected"),
+        (lambda f: _replace(f, "/checkpoint/model", _beside(f, _external_storage)),
+         "/checkpoint/model: dataset stored in external file"),
+        (lambda f: f.__delitem__("checkpoint"), "not a jointinv checkpoint (no /checkpoint group)"),
+    ],
+)  # fmt: skip
+def test_resume_from_a_malformed_checkpoint(workspace, gravity, monkeypatch, mutate, message):
+    from jointinv.checkpoint import checkpoint_hash, checkpoint_path
+
+    _no_work(monkeypatch)
+    out = workspace.root / "out" / "run.h5"
+    ckpt = checkpoint_path(out)
+    write_checkpoint(ckpt, Checkpoint(np.zeros(3), 0, 1.0, [], "hash"))
+    with h5py.File(ckpt, "r+") as f:
+        mutate(f)
+    result = invoke("run", gravity, "-o", out, "--resume")
+    assert_user_error(result, f"{ckpt}: {message}")
+    assert str(SECRET) not in result.output
+    assert checkpoint_hash(ckpt) is None  # batch: the checkpoint is not used
+
