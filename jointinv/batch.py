@@ -620,21 +620,21 @@ class RichProgress(BatchProgress):
     def __exit__(self, *exc: object) -> None:
         self._bar.stop()
 
-    def _print(self, text: str) -> None:
+    def _print(self, *parts: str | tuple[str, str]) -> None:
+        """One line of ``parts`` (text, or (text, style)), printed literally: run names
+        and errors come from the user's files and are no rich markup."""
+        from rich.text import Text
+
         if not self.quiet:
-            self._bar.console.print(text, highlight=False, soft_wrap=True)
+            self._bar.console.print(Text.assemble(*parts), highlight=False, soft_wrap=True)
 
     def begin(self, specs: list[RunSpec]) -> None:
         self._bar.update(self._task, total=len(specs))
 
     def started(self, spec: RunSpec) -> None:
-        from rich.markup import escape
-
-        self._print(f"[dim]started   [/dim] {escape(spec.name)}")
+        self._print(("started   ", "dim"), " ", spec.name)
 
     def finished(self, outcome: RunOutcome) -> None:
-        from rich.markup import escape
-
         self._counts[outcome.status] = self._counts.get(outcome.status, 0) + 1
         counts = ", ".join(f"{n} {k}" for k, n in self._counts.items())
         self._bar.update(self._task, advance=1, description=f"runs ({counts})")
@@ -645,9 +645,7 @@ class RichProgress(BatchProgress):
             detail += f"  it {outcome.iterations}"
         if outcome.seconds:
             detail += f"  {outcome.seconds:.1f} s"
-        self._print(
-            f"[{style}]{outcome.status:<10s}[/{style}] {escape(outcome.name)}  {escape(detail)}"
-        )
+        self._print((f"{outcome.status:<10s}", style), f" {outcome.name}  {detail}")
 
 
 def summary_table(result: BatchResult) -> Any:
@@ -656,10 +654,11 @@ def summary_table(result: BatchResult) -> Any:
     from rich.text import Text
 
     modalities = summary_columns(result.outcomes)
-    table = Table(title=f"jointinv batch: {result.backend}, {result.seconds:.1f} s")
+    table = Table(title=Text(f"jointinv batch: {result.backend}, {result.seconds:.1f} s"))
     for column in ("run", "status", *[f"χ² {m}" for m in modalities], "it", "time (s)"):
-        table.add_column(column, justify="left" if column in ("run", "status") else "right")
-    table.add_column("output / error", overflow="fold")
+        justify = "left" if column in ("run", "status") else "right"
+        table.add_column(Text(column), justify=justify)
+    table.add_column(Text("output / error"), overflow="fold")
     for o in result.outcomes:
         table.add_row(
             Text(o.name),

@@ -795,8 +795,10 @@ def conflict_test(
 
 
 def report_tables(report: ConflictReport) -> list[Any]:
-    """rich Tables of the report: one per analysis."""
+    """rich Tables of the report: one per analysis. Names come from the config and
+    are printed literally (:class:`rich.text.Text`: no markup, no emoji codes)."""
     from rich.table import Table
+    from rich.text import Text
 
     tables = []
     for a in (report.plain, report.augmented):
@@ -807,8 +809,11 @@ def report_tables(report: ConflictReport) -> list[Any]:
         verdict = f"CONFLICT (suspect: {a.suspect})" if a.conflict else "consistent"
         t = Table(
             title=f"Conflict test, data {title}",
-            caption=f"T = {a.statistic:.4g}, ν = {a.dof:.3g}, p(χ²) = {a.p_fast:.3g}, "
-            f"p(bootstrap, N={len(a.bootstrap_statistics)}) = {boot}, α = {a.alpha:g}: {verdict}",
+            caption=Text(
+                f"T = {a.statistic:.4g}, ν = {a.dof:.3g}, p(χ²) = {a.p_fast:.3g}, "
+                f"p(bootstrap, N={len(a.bootstrap_statistics)}) = {boot}, α = {a.alpha:g}: "
+                f"{verdict}"
+            ),
         )
         for col in ("modality", "χ² alone", "χ² joint", "tension (ν)", "p-value"):
             t.add_column(col, justify="left" if col == "modality" else "right")
@@ -822,13 +827,13 @@ def report_tables(report: ConflictReport) -> list[Any]:
                 if b.modality == r.name
             )
             t.add_row(
-                r.name,
+                Text(r.name),
                 f"{r.chi2_alone:.3f}",
                 f"{r.chi2_joint:.3f}",
                 f"{r.tension:.3g} ({r.dof:.3g})",
                 f"{r.p_value:.3g}",
-                biases or "—",
-                r.verdict,
+                Text(biases or "—"),
+                Text(r.verdict),
             )
         tables.append(t)
     return tables

@@ -20,8 +20,8 @@ from jointinv.export import export_csv, export_vtu
 from jointinv.outputs import current_umask, write_text_atomic
 from jointinv.results import write_atomic
 
-from .conftest import Workspace, gravity_only_mapping
-from .test_cli import assert_user_error, invoke
+from .conftest import Workspace, gravity_only_mapping, override
+from .test_cli import assert_user_error, edit_line, invoke
 from .test_export import NODES_X, NX, NZ, write_result
 
 
@@ -418,3 +418,82 @@ def test_resume_from_a_malformed_checkpoint(workspace, gravity, monkeypatch, mut
     assert str(SECRET) not in result.output
     assert checkpoint_hash(ckpt) is None  # batch: the checkpoint is not used
 
+
+# --------------------------------------------------------------------------- literal messages
+LITERAL = ":x: [bold]"  # an emoji code and rich markup (no "/": it goes in file names)
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_file_name_and_field_are_printed_literally(workspace, command):
+    csv = workspace.data / f"gravity{LITERAL}.csv"
+    (workspace.data / "gravity.csv").rename(csv)
+    edit_line(csv, 5, "0.001139", LITERAL)
+    config = workspace.write("gravity.yaml", override(
+        gravity_only_mapping(), {"modalities.gravity.data": f"data/{csv.name}"}
+    ))  # fmt: skip
+    line = assert_user_error(
+        invoke(command, config), f"{csv}:5: data column 'gz': '{LITERAL}' is not a number"
+    )
+    assert "❌" not in line
+
+
+def test_missing_file_with_markup_in_its_name(workspace):
+    config = workspace.write("gravity.yaml", override(
+        gravity_only_mapping(), {"modalities.gravity.data": f"data/{LITERAL}.csv"}
+    ))  # fmt: skip
+    assert_user_error(invoke("validate", config), f"file not found: {workspace.data / LITERAL}.csv")
+
+
+def _printed(write) -> str:
+    import io
+
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    write(Console(file=buffer, width=300))  # a console that does parse markup
+    return buffer.getvalue()
+
+
+def test_batch_progress_and_summary_print_names_and_errors_literally(tmp_path):
+    from jointinv.batch import BatchResult, RichProgress, summary_table
+
+    failed = RunOutcome(f"run{LITERAL}", "failed", error=f"data{LITERAL}.csv: broken")
+    done = RunOutcome("ok", "converged", chi2={f"grav{LITERAL}": 1.0}, output=tmp_path / "ok.h5")
+
+    def progress(console) -> None:
+        with RichProgress(console) as p:
+            p.finished(failed)
+            p.finished(done)
+
+    text = _printed(progress)
+    assert f"run{LITERAL}  data{LITERAL}.csv: broken" in text
+    table = summary_table(BatchResult([failed, done], tmp_path / "summary.csv", 1.0, LITERAL))
+    text = _printed(lambda console: console.print(table))
+    for fragment in (f"run{LITERAL}", f"χ² grav{LITERAL}", f"jointinv batch: {LITERAL}"):
+        assert fragment in text
+    assert "❌" not in text
+
+
+def test_iteration_printer_prints_the_output_path_literally(tmp_path):
+    from types import SimpleNamespace
+
+    from jointinv.progress import IterationPrinter
+
+    out = tmp_path / f"run{LITERAL}.h5"
+    inversion = SimpleNamespace(success=True, message=f"done {LITERAL}", nit=3)
+    result = SimpleNamespace(inversion=inversion, separate={}, output=out)
+    text = _printed(lambda console: IterationPrinter(console).finish(result, 1.0))
+    assert f"done {LITERAL} after 3 iterations" in text
+    assert f"wrote {out}" in text
+    assert "❌" not in text
+
+
+def test_conflict_report_prints_modality_names_literally():
+    from jointinv.conflict import Analysis, ConflictReport, ModalityRow, report_tables
+
+    row = ModalityRow(f"grav{LITERAL}", 10, 1.0, 9.0, 8.0, 1.0, 0.001, f"tension{LITERAL}")
+    plain = Analysis(False, 0.05, 8.0, 1.0, 0.001, None, [], [row])
+    text = _printed(lambda c: [c.print(t) for t in report_tables(ConflictReport("c", plain))])
+    assert f"grav{LITERAL}" in text and f"tension{LITERAL}" in text
+    assert f"CONFLICT (suspect: grav{LITERAL})" in text
+    assert "❌" not in text
