@@ -73,14 +73,20 @@ def _open(path: Path, what: str, check: Callable[[Layout], None]) -> Iterator[h5
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise UserInputError(f"{path}: not a jointinv {what} (not HDF5: {exc})") from None
+        raise file_error(f"{path}: not a jointinv {what} (not HDF5: {exc})") from None
     with f:
         check_self_contained(f, path)
         check(Layout(f, path))
         try:
             yield f
         except (OSError, KeyError) as exc:  # e.g. a damaged chunk
-            raise UserInputError(f"{path}: not a jointinv {what} ({exc})") from None
+            raise file_error(f"{path}: not a jointinv {what} ({exc})") from None
+
+
+def file_error(message: str) -> UserInputError:
+    """A :class:`UserInputError` whose message stays one printable line: names from the
+    file (groups, links, external file names) may hold newlines or control characters."""
+    return UserInputError("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
 
 
 # --- nothing from other files ---------------------------------------------------------
@@ -93,10 +99,7 @@ def check_self_contained(f: h5py.File, path: Path) -> None:
     """
 
     def refuse(where: str, what: str) -> NoReturn:
-        raise UserInputError(
-            f"{path}: {where}: {what}; refused: a result file must not make jointinv read "
-            "other files"
-        )
+        raise file_error(f"{path}: {where}: {what}; refused: jointinv reads only the file itself")
 
     def check_links(group: h5py.Group) -> None:
         for name in group:
@@ -134,7 +137,7 @@ class Layout:
         self.path = path
 
     def fail(self, where: str, problem: str) -> NoReturn:
-        raise UserInputError(f"{self.path}: {where}: {problem}")
+        raise file_error(f"{self.path}: {where}: {problem}")
 
     def group(self, where: str) -> h5py.Group:
         obj = self.f.get(where)

@@ -379,6 +379,7 @@ MALFORMED = [
     (_attr("/diagnostics/data_fit/ert", "mean", "zero"),
      "/diagnostics/data_fit/ert (attribute mean): a number expected"),
     (_delete("/meta"), "not a jointinv result (no /meta group)"),
+    (_set("/models/two\nlines", "text"), "/models/two\\nlines: a numeric array expected"),
 ]  # fmt: skip
 
 
