@@ -68,6 +68,7 @@ from .checkpoint import (
 )
 from .config import LoadedConfig, from_mapping, load_config, read_yaml
 from .errors import ConfigError, UserInputError
+from .outputs import atomic_path, check_writable_location, config_inputs, refuse_inputs
 
 log = logging.getLogger(__name__)
 
@@ -619,21 +620,21 @@ class RichProgress(BatchProgress):
     def __exit__(self, *exc: object) -> None:
         self._bar.stop()
 
-    def _print(self, text: str) -> None:
+    def _print(self, *parts: str | tuple[str, str]) -> None:
+        """One line of ``parts`` (text, or (text, style)), printed literally: run names
+        and errors come from the user's files and are no rich markup."""
+        from rich.text import Text
+
         if not self.quiet:
-            self._bar.console.print(text, highlight=False, soft_wrap=True)
+            self._bar.console.print(Text.assemble(*parts), highlight=False, soft_wrap=True)
 
     def begin(self, specs: list[RunSpec]) -> None:
         self._bar.update(self._task, total=len(specs))
 
     def started(self, spec: RunSpec) -> None:
-        from rich.markup import escape
-
-        self._print(f"[dim]started   [/dim] {escape(spec.name)}")
+        self._print(("started   ", "dim"), " ", spec.name)
 
     def finished(self, outcome: RunOutcome) -> None:
-        from rich.markup import escape
-
         self._counts[outcome.status] = self._counts.get(outcome.status, 0) + 1
         counts = ", ".join(f"{n} {k}" for k, n in self._counts.items())
         self._bar.update(self._task, advance=1, description=f"runs ({counts})")
@@ -644,9 +645,7 @@ class RichProgress(BatchProgress):
             detail += f"  it {outcome.iterations}"
         if outcome.seconds:
             detail += f"  {outcome.seconds:.1f} s"
-        self._print(
-            f"[{style}]{outcome.status:<10s}[/{style}] {escape(outcome.name)}  {escape(detail)}"
-        )
+        self._print((f"{outcome.status:<10s}", style), f" {outcome.name}  {detail}")
 
 
 def summary_table(result: BatchResult) -> Any:
@@ -655,10 +654,11 @@ def summary_table(result: BatchResult) -> Any:
     from rich.text import Text
 
     modalities = summary_columns(result.outcomes)
-    table = Table(title=f"jointinv batch: {result.backend}, {result.seconds:.1f} s")
+    table = Table(title=Text(f"jointinv batch: {result.backend}, {result.seconds:.1f} s"))
     for column in ("run", "status", *[f"χ² {m}" for m in modalities], "it", "time (s)"):
-        table.add_column(column, justify="left" if column in ("run", "status") else "right")
-    table.add_column("output / error", overflow="fold")
+        justify = "left" if column in ("run", "status") else "right"
+        table.add_column(Text(column), justify=justify)
+    table.add_column(Text("output / error"), overflow="fold")
     for o in result.outcomes:
         table.add_row(
             Text(o.name),
@@ -716,6 +716,7 @@ def run_batch(
     started = time.perf_counter()
     output_dir = Path(output_dir).expanduser().resolve()
     specs = expand_inputs(inputs, output_dir)
+    check_outputs(inputs, specs, output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     progress = progress or BatchProgress()
     progress.begin(specs)
@@ -744,6 +745,27 @@ def run_batch(
     ordered = [outcomes[s.name] for s in specs]
     summary = write_summary(ordered, output_dir / "summary.csv")
     return BatchResult(ordered, summary, time.perf_counter() - started, backend)
+
+
+def check_outputs(inputs: list[str | Path], specs: list[RunSpec], output_dir: Path) -> None:
+    """Before any run: ``summary.csv`` can be written in ``output_dir`` and no output
+    (result, checkpoint, ``summary.csv``) is an input file, config or data file.
+
+    Raises
+    ------
+    UserInputError
+        One line naming the output and what is wrong with it.
+    """
+    summary = output_dir / "summary.csv"
+    check_writable_location(summary)
+    read = {path: f"the input file {path.name}" for path in _input_files(inputs)}
+    for spec in specs:
+        if spec.loaded is not None:
+            read.update(config_inputs(spec.loaded))
+    for spec in specs:
+        refuse_inputs(spec.output, read)
+        refuse_inputs(checkpoint_path(spec.output), read)
+    refuse_inputs(summary, read)
 
 
 def _run_pool(
@@ -915,8 +937,7 @@ def write_summary(outcomes: list[RunOutcome], path: Path) -> Path:
         "source",
         "overrides",
     ]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         for o in outcomes:
@@ -935,5 +956,4 @@ def write_summary(outcomes: list[RunOutcome], path: Path) -> Path:
                     "; ".join(f"{k}={_show(v)}" for k, v in o.overrides.items()),
                 ]
             )
-    os.replace(tmp, path)
     return path

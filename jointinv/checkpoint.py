@@ -25,7 +25,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from ._version import FORMAT_VERSION, __version__
 from .config import LoadedConfig
 from .errors import UserInputError
 from .inversion import IterationRecord
+from .resultfile import open_checkpoint, open_result
 from .results import write_atomic
 
 log = logging.getLogger(__name__)
@@ -129,12 +129,13 @@ def read_checkpoint(path: Path) -> Checkpoint:
 
     Raises
     ------
-    OSError, KeyError
-        If the file is not a checkpoint.
+    UserInputError
+        One line naming the file: not a checkpoint, malformed, or a file that would
+        make jointinv read other files (see :func:`jointinv.resultfile.open_checkpoint`).
     """
-    with h5py.File(path, "r") as f:
+    with open_checkpoint(path) as f:
         g = f["checkpoint"]
-        records = [IterationRecord(**r) for r in json.loads(str(g.attrs["records"]))]
+        records = [IterationRecord(**r) for r in json.loads(g.attrs["records"])]
         return Checkpoint(
             model=g["model"][()],
             iteration=int(g.attrs["iteration"]),
@@ -145,11 +146,12 @@ def read_checkpoint(path: Path) -> Checkpoint:
 
 
 def checkpoint_hash(path: Path) -> str | None:
-    """The config hash stored in a checkpoint, or None if there is no readable one."""
+    """The config hash stored in a checkpoint, or None if there is no readable one
+    (no file, or one :func:`~jointinv.resultfile.open_checkpoint` refuses)."""
     try:
-        with h5py.File(path, "r") as f:
+        with open_checkpoint(path) as f:
             return str(f["checkpoint"].attrs["config_hash"])
-    except (OSError, KeyError):
+    except UserInputError:
         return None
 
 
@@ -167,25 +169,23 @@ def remove_stale_temporaries(path: Path) -> None:
 def result_hash(path: Path) -> str | None:
     """The config hash of a complete result file, or None.
 
-    Complete means: the file opens, ``/meta`` has ``success`` and
-    ``stop_reason`` and ``/models`` exists (results are written atomically,
+    Complete means: :func:`~jointinv.resultfile.open_result` accepts the file and
+    ``/meta`` has ``success`` and ``stop_reason`` (results are written atomically,
     so a file that exists is whole unless something else wrote it).
     """
-    if not os.path.isfile(path):
-        return None
     try:
-        with h5py.File(path, "r") as f:
+        with open_result(path) as f:
             meta = f["meta"].attrs
-            if "success" not in meta or "stop_reason" not in meta or "models" not in f:
+            if "success" not in meta or "stop_reason" not in meta:
                 return None
             return str(meta["config_hash"]) if "config_hash" in meta else None
-    except (OSError, KeyError):
+    except UserInputError:
         return None
 
 
 def read_result_summary(path: Path) -> dict[str, Any]:
     """χ² per modality, iterations, stop reason and success of a result file."""
-    with h5py.File(path, "r") as f:
+    with open_result(path) as f:
         meta = f["meta"].attrs
         chi2 = {k: float(g.attrs["chi2"]) for k, g in f["data"].items()} if "data" in f else {}
         return {
@@ -227,13 +227,13 @@ class Checkpointer:
         remove_stale_temporaries(self.path)
         exists = self.path.is_file()
         if resume and exists:
-            stored = checkpoint_hash(self.path)
-            if stored != config_hash:
+            resumed = read_checkpoint(self.path)
+            if resumed.config_hash != config_hash:
                 raise UserInputError(
                     f"{self.path}: checkpoint was made from a different config or data "
                     "(config hash differs); run without --resume to start again"
                 )
-            self.resumed = read_checkpoint(self.path)
+            self.resumed = resumed
             log.info("resuming after iteration %d from %s", self.resumed.iteration, self.path)
         elif resume:
             log.warning("%s: no checkpoint; starting from the beginning", self.path)

@@ -55,10 +55,23 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output."
 T = TypeVar("T")
 
 
-def _console():
+def _console(stderr: bool = True, soft_wrap: bool = False):
+    """A rich console that prints strings literally: text from files and paths may
+    hold ``[bold]`` or ``:x:``, which must not become markup or emoji. Styles are
+    given as :class:`rich.text.Text` (see :func:`_say`)."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(
+        stderr=stderr, highlight=False, markup=False, emoji=False, soft_wrap=soft_wrap
+    )
+
+
+def _say(label: str, message: str = "", style: str = "red") -> None:
+    """One line on stderr: ``label`` in ``style``, then ``message`` as it is."""
+    from rich.text import Text
+
+    line = Text.assemble((label, style), " " if message else "", message)
+    _console().print(line, soft_wrap=True)
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
@@ -74,8 +87,6 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
 
 def _guarded(verbose: bool, action: Callable[[], T]) -> T:
     """Run ``action``; turn errors into one red line and the right exit code."""
-    from rich.markup import escape
-
     from .errors import UserInputError
 
     try:
@@ -83,22 +94,18 @@ def _guarded(verbose: bool, action: Callable[[], T]) -> T:
     except UserInputError as exc:
         if verbose:
             _console().print_exception()
-        # escape: messages hold brackets ("bounds [lower, upper]") that are not markup
-        _console().print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, markup=True)
+        _say("error:", str(exc))
         raise typer.Exit(2) from None
     except typer.Exit:
         raise
     except KeyboardInterrupt:
-        _console().print("[red]interrupted[/red]")
+        _say("interrupted")
         raise typer.Exit(130) from None
     except Exception as exc:  # noqa: BLE001 - last line of defence of the CLI
         if verbose:
             _console().print_exception()
         name = type(exc).__name__
-        _console().print(
-            f"[red]failed:[/red] {name}: {escape(str(exc))} (run with --verbose for the traceback)",
-            soft_wrap=True,
-        )
+        _say("failed:", f"{name}: {exc} (run with --verbose for the traceback)")
         raise typer.Exit(1) from None
 
 
@@ -201,7 +208,7 @@ def diagnose(
 
     _guarded(verbose, _diagnose)
     if not quiet:
-        _console().print(f"wrote diagnostics into {result}")
+        _console().print(f"wrote diagnostics into {result}", soft_wrap=True)
 
 
 @app.command()
@@ -233,15 +240,9 @@ def show(
     from .summary import summarize
 
     def _show() -> None:
-        from .errors import UserInputError
         from .results import read_result
 
-        if not result.is_file():
-            raise UserInputError(f"{result}: no such result file")
-        try:
-            saved = read_result(result)
-        except (OSError, KeyError) as exc:
-            raise UserInputError(f"{result}: not a jointinv result ({exc})") from None
+        saved = read_result(result)
         typer.echo(summarize(saved, result))
         if plot is not None:
             from .plotting import plot_result
@@ -274,14 +275,18 @@ def export(
     def _export() -> list[Path]:
         from .errors import UserInputError
         from .export import export_csv, export_sensors_vtu, export_vtu
+        from .outputs import check_output
         from .results import load_result
 
         if vtk is None and csv is None and sensors is None:
             raise UserInputError(
                 "export: give at least one of --vtk OUT.vtu, --csv OUT.csv, --sensors OUT.vtu"
             )
-        saved = load_result(result)
         jobs = ((vtk, export_vtu), (csv, export_csv), (sensors, export_sensors_vtu))
+        for out, _ in jobs:
+            if out is not None:
+                check_output(out, {result: "the result file being exported"})
+        saved = load_result(result)
         return [write(saved, out) for out, write in jobs if out is not None]
 
     for path in _guarded(verbose, _export):
@@ -351,9 +356,7 @@ def batch(
             )
 
     result = _guarded(verbose, _batch)
-    from rich.console import Console
-
-    Console(soft_wrap=True).print(summary_table(result))
+    _console(stderr=False, soft_wrap=True).print(summary_table(result))
     typer.echo(f"summary: {result.summary}")
     if result.exit_code:
         raise typer.Exit(result.exit_code)
@@ -398,7 +401,14 @@ def conflict_test(
     from .conflict import report_tables
 
     def _test():
-        report = run_test(config, alpha=alpha, bootstrap=bootstrap, workers=workers)
+        from .config import load_config
+        from .outputs import check_output, config_inputs
+
+        loaded = load_config(config)
+        for out in (output, json_path):
+            if out is not None:
+                check_output(out, config_inputs(loaded))
+        report = run_test(loaded, alpha=alpha, bootstrap=bootstrap, workers=workers)
         if output is not None:
             report.write_hdf5(output)
         if json_path is not None:
@@ -406,9 +416,7 @@ def conflict_test(
         return report
 
     report = _guarded(verbose, _test)
-    from rich.console import Console
-
-    console = Console(soft_wrap=True)
+    console = _console(stderr=False, soft_wrap=True)
     for table in report_tables(report):
         console.print(table)
     if report.exit_code:

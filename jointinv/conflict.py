@@ -701,22 +701,25 @@ class ConflictReport:
         }
 
     def write_json(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2, default=float) + "\n")
-        return path
+        """Write the report as JSON (atomically)."""
+        from .outputs import write_text_atomic
+
+        return write_text_atomic(path, json.dumps(self.to_dict(), indent=2, default=float) + "\n")
 
     def write_hdf5(self, path: str | Path) -> Path:
         """``/`` attrs (config, conflict, exit_code) and one group per analysis:
         attrs of the statistic, ``bootstrap_statistics``, ``modalities/<name>``
-        attrs and a ``biases`` group of columns."""
-        import h5py
+        attrs and a ``biases`` group of columns (written atomically)."""
+        from .results import write_atomic
 
-        path = Path(path)
-        with h5py.File(path, "w") as f:
+        def fill(f: Any) -> None:
             f.attrs.update(config=self.config, conflict=self.conflict, exit_code=self.exit_code)
             for key, a in (("plain", self.plain), ("augmented", self.augmented)):
                 if a is not None:
                     _fill_analysis(f.create_group(key), a)
+
+        path = Path(path)
+        write_atomic(path, fill)
         return path
 
 
@@ -792,8 +795,10 @@ def conflict_test(
 
 
 def report_tables(report: ConflictReport) -> list[Any]:
-    """rich Tables of the report: one per analysis."""
+    """rich Tables of the report: one per analysis. Names come from the config and
+    are printed literally (:class:`rich.text.Text`: no markup, no emoji codes)."""
     from rich.table import Table
+    from rich.text import Text
 
     tables = []
     for a in (report.plain, report.augmented):
@@ -804,8 +809,11 @@ def report_tables(report: ConflictReport) -> list[Any]:
         verdict = f"CONFLICT (suspect: {a.suspect})" if a.conflict else "consistent"
         t = Table(
             title=f"Conflict test, data {title}",
-            caption=f"T = {a.statistic:.4g}, ν = {a.dof:.3g}, p(χ²) = {a.p_fast:.3g}, "
-            f"p(bootstrap, N={len(a.bootstrap_statistics)}) = {boot}, α = {a.alpha:g}: {verdict}",
+            caption=Text(
+                f"T = {a.statistic:.4g}, ν = {a.dof:.3g}, p(χ²) = {a.p_fast:.3g}, "
+                f"p(bootstrap, N={len(a.bootstrap_statistics)}) = {boot}, α = {a.alpha:g}: "
+                f"{verdict}"
+            ),
         )
         for col in ("modality", "χ² alone", "χ² joint", "tension (ν)", "p-value"):
             t.add_column(col, justify="left" if col == "modality" else "right")
@@ -819,13 +827,13 @@ def report_tables(report: ConflictReport) -> list[Any]:
                 if b.modality == r.name
             )
             t.add_row(
-                r.name,
+                Text(r.name),
                 f"{r.chi2_alone:.3f}",
                 f"{r.chi2_joint:.3f}",
                 f"{r.tension:.3g} ({r.dof:.3g})",
                 f"{r.p_value:.3g}",
-                biases or "—",
-                r.verdict,
+                Text(biases or "—"),
+                Text(r.verdict),
             )
         tables.append(t)
     return tables

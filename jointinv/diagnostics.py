@@ -41,6 +41,7 @@ from .mesh import ModelMesh
 from .objective import Objective
 from .posterior import LowRankUpdate, Posterior, PriorFactor, StackedJacobian, decompose_all
 from .problem import DATA_LABELS, Problem, build_problem, source_property
+from .resultfile import open_result
 from .results import rewrite_atomic
 
 log = logging.getLogger(__name__)
@@ -457,16 +458,13 @@ def problem_from_result(
         modalities, or the data differ from those stored in the result.
     """
     path = Path(path)
-    try:
-        with h5py.File(path, "r") as f:
-            meta = dict(f["meta"].attrs)
-            models = {k: d[()].ravel() for k, d in f["models"].items()}
-            modalities = list(f["data"])
-            observed = {k: f[f"data/{k}/observed"][()] for k in modalities}
-            beta = float(f["iterations/beta"][-1])
-            shape = (len(f["mesh/nodes_x"]) - 1, len(f["mesh/nodes_z"]) - 1)
-    except (OSError, KeyError) as exc:
-        raise UserInputError(f"{path}: not a jointinv result ({exc})") from None
+    with open_result(path) as f:
+        meta = dict(f["meta"].attrs)
+        models = {k: d[()].ravel() for k, d in f["models"].items()}
+        modalities = list(f["data"])
+        observed = {k: f[f"data/{k}/observed"][()] for k in modalities}
+        beta = float(f["iterations/beta"][-1])
+        shape = (len(f["mesh/nodes_x"]) - 1, len(f["mesh/nodes_z"]) - 1)
     loaded = load_config(config) if config is not None else _stored_config(path, meta)
     try:
         problem = build_problem(loaded, only=modalities)

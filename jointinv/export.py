@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
+from .outputs import write_text_atomic
 from .results import SavedResult, load_result
 
 #: VTK cell type of a quadrilateral (points counter-clockwise).
@@ -36,22 +35,6 @@ def _load(saved_or_path: SavedResult | str | Path) -> SavedResult:
     if isinstance(saved_or_path, SavedResult):
         return saved_or_path
     return load_result(saved_or_path)
-
-
-def _write_text_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` through a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 # --- what is exported --------------------------------------------------------------
@@ -127,7 +110,7 @@ def export_csv(saved_or_path: SavedResult | str | Path, out: str | Path) -> Path
     columns = np.column_stack([xz, *(values for values, _ in arrays.values())])
     for row in columns:
         writer.writerow([repr(float(v)) for v in row])
-    return _write_text_atomic(Path(out), buf.getvalue())
+    return write_text_atomic(Path(out), buf.getvalue())
 
 
 # --- VTK XML -----------------------------------------------------------------------
@@ -212,7 +195,7 @@ def export_vtu(saved_or_path: SavedResult | str | Path, out: str | Path) -> Path
         "  </UnstructuredGrid>\n",
         "</VTKFile>\n",
     ]
-    return _write_text_atomic(Path(out), "".join(parts))
+    return write_text_atomic(Path(out), "".join(parts))
 
 
 def export_sensors_vtu(saved_or_path: SavedResult | str | Path, out: str | Path) -> Path:
@@ -252,4 +235,4 @@ def export_sensors_vtu(saved_or_path: SavedResult | str | Path, out: str | Path)
         "  </UnstructuredGrid>\n",
         "</VTKFile>\n",
     ]
-    return _write_text_atomic(Path(out), "".join(parts))
+    return write_text_atomic(Path(out), "".join(parts))

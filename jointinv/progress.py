@@ -1,8 +1,14 @@
-"""Progress lines on stderr: one per Gauss-Newton iteration."""
+"""Progress lines on stderr: one per Gauss-Newton iteration.
+
+Names and paths come from the user's files: they are printed as
+:class:`rich.text.Text`, never parsed as rich markup or emoji codes.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from rich.text import Text
 
 from .inversion import IterationRecord
 
@@ -23,8 +29,10 @@ class IterationPrinter:
             chi2 += "  weights: " + " ".join(f"{w:.3g}" for w in record.weights.values())
         step = f"step {record.step_length:4.2f}" if record.iteration else "start    "
         self.console.print(
-            f"it {record.iteration:2d}  β {record.beta:9.3e}  Φ {record.phi:11.4e}  "
-            f"χ²: {chi2}  {step}  {secs:5.1f} s",
+            Text(
+                f"it {record.iteration:2d}  β {record.beta:9.3e}  Φ {record.phi:11.4e}  "
+                f"χ²: {chi2}  {step}  {secs:5.1f} s"
+            ),
             highlight=False,
         )
 
@@ -33,14 +41,17 @@ class IterationPrinter:
             return
         inv = result.inversion
         colour = "green" if inv.success else "yellow"
-        self.console.print(f"[{colour}]{inv.message}[/{colour}] after {inv.nit} iterations")
+        self.console.print(
+            Text.assemble((inv.message, colour), f" after {inv.nit} iterations")
+        )
         for name, sep in result.separate.items():
             chi2 = sep.chi2[name]
             self.console.print(
-                f"separate {name}: χ² {chi2:.3f} after {sep.inversion.nit} iterations "
-                f"({sep.inversion.message})",
+                Text(
+                    f"separate {name}: χ² {chi2:.3f} after {sep.inversion.nit} iterations "
+                    f"({sep.inversion.message})"
+                ),
                 highlight=False,
-                markup=False,
             )
         if result.output is not None:
-            self.console.print(f"wrote {result.output} ({seconds:.1f} s)")
+            self.console.print(Text(f"wrote {result.output} ({seconds:.1f} s)"), soft_wrap=True)

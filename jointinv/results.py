@@ -25,9 +25,7 @@ top node.
 from __future__ import annotations
 
 import builtins
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,8 @@ import numpy as np
 
 from ._version import FORMAT_VERSION
 from .diagnostics_file import SavedDiagnostics, cells_on_grid, read_diagnostics
-from .errors import UserInputError
+from .outputs import atomic_path
+from .resultfile import open_result
 
 
 @dataclass
@@ -114,38 +113,22 @@ def mesh_surface(
 
 
 def write_atomic(path: Path, fill: Any) -> None:
-    """Write an HDF5 file through a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            fill(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write an HDF5 file through a temporary file in the same folder, then rename
+    (see :func:`jointinv.outputs.atomic_path`)."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        fill(f)
 
 
 def rewrite_atomic(path: Path, modify: Any) -> None:
     """Change an HDF5 file atomically: copy it to a temporary file in the same
     folder, ``modify`` the copy (open read-write), then rename it over the original.
-    The original is untouched if anything fails."""
+    The original is untouched if anything fails; the copy keeps its permissions."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         shutil.copyfile(path, tmp)
         shutil.copymode(path, tmp)
         with h5py.File(tmp, "r+") as f:
             modify(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def fill_mesh(
@@ -233,8 +216,17 @@ def fill_meta(f: h5py.File, meta: dict[str, Any]) -> None:
 
 
 def read_result(path: str | Path) -> SavedResult:
-    """Read a result file written by :func:`jointinv.run`."""
-    with h5py.File(path, "r") as f:
+    """Read a result file written by :func:`jointinv.run`.
+
+    Raises
+    ------
+    UserInputError
+        One line naming the file (and the HDF5 path): no such file, not a result, a
+        malformed entry, or a file that would make jointinv read other files
+        (external storage, external links, virtual datasets); see
+        :func:`jointinv.resultfile.open_result`.
+    """
+    with open_result(path) as f:
         meta = dict(f["meta"].attrs)
         nodes_x, nodes_z = f["mesh/nodes_x"][()], f["mesh/nodes_z"][()]
         mesh = f["mesh"]
@@ -286,12 +278,6 @@ def _masked(values: np.ndarray, active: np.ndarray) -> np.ndarray:
 
 
 def load_result(path: str | Path) -> SavedResult:
-    """:func:`read_result`, with a missing or foreign file reported as a
-    :class:`~jointinv.errors.UserInputError` (one line naming the file)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"{path}: no such result file")
-    try:
-        return read_result(path)
-    except (OSError, KeyError) as exc:
-        raise UserInputError(f"{path}: not a jointinv result ({exc})") from None
+    """:func:`read_result` (kept for the callers that used it for its one-line
+    :class:`~jointinv.errors.UserInputError`, which :func:`read_result` now gives)."""
+    return read_result(path)

@@ -15,13 +15,14 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ._version import __version__
-from .checkpoint import Checkpointer, config_hash
+from .checkpoint import Checkpointer, checkpoint_path, config_hash
 from .config import Config, LoadedConfig, as_loaded
 from .diagnostics import Diagnostics, run_diagnostics
 from .diagnostics_file import fill_diagnostics
 from .errors import UserInputError
 from .inversion import InversionResult, IterationRecord
 from .objective import CrossGradient
+from .outputs import check_output, config_inputs, refuse_inputs
 from .problem import DATA_LABELS, Problem, build_problem
 from .results import (
     SavedData,
@@ -101,7 +102,8 @@ def run(
     output : path, optional
         HDF5 result; default ``output.path`` of the config, relative to it.
     force : bool
-        Overwrite an existing result.
+        Overwrite an existing result (never the config or a data file: an output
+        that is one of them is refused, as is one that cannot be written).
     write : bool
         Write the result file at all.
     only : list of str, optional
@@ -125,8 +127,8 @@ def run(
     loaded = as_loaded(config)
     _check_only(loaded, only)
     target = output_path(loaded, output) if write else None
-    if target is not None and target.exists() and not force:
-        raise UserInputError(f"{target}: output file exists; use --force to overwrite it")
+    if target is not None:
+        check_run_output(loaded, target, force=force)
     started = datetime.now(timezone.utc)
     digest = config_hash(loaded, only=only)
     checkpoints = None
@@ -163,6 +165,22 @@ def run(
         write_atomic(target, _fill_all)
         checkpoints.remove()
     return RunResult(problem, inversion, models, chi2, target, posterior, alone, biases)
+
+
+def check_run_output(loaded: LoadedConfig, target: Path, *, force: bool = False) -> None:
+    """Before any work: the result and its checkpoint must not be an input of the run
+    (``--force`` or not), the result must be writable and, without ``force``, new.
+
+    Raises
+    ------
+    UserInputError
+        One line naming the output and what is wrong with it.
+    """
+    inputs = config_inputs(loaded)
+    check_output(target, inputs)
+    refuse_inputs(checkpoint_path(target), inputs)
+    if target.exists() and not force:
+        raise UserInputError(f"{target}: output file exists; use --force to overwrite it")
 
 
 def bias_estimates(problem: Problem, model: np.ndarray) -> list[Any]:

@@ -40,10 +40,10 @@ def summarize(saved: SavedResult, path: Path) -> str:
 
 def extra_lines(path: Path) -> list[str]:
     """The estimated biases (``/biases``) and the separate runs (``/separate``), if any."""
-    import h5py
+    from .resultfile import open_result
 
     lines: list[str] = []
-    with h5py.File(path, "r") as f:
+    with open_result(path) as f:
         for modality, group in f.get("biases", {}).items():
             for kind, d in group.items():
                 units = d.attrs.get("units", "")
