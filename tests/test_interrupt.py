@@ -8,6 +8,7 @@ in this process at full speed.
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import subprocess
@@ -23,11 +24,12 @@ from typer.testing import CliRunner
 
 import jointinv
 from jointinv import interrupt
+from jointinv.batch import BatchProgress, run_batch
 from jointinv.checkpoint import checkpoint_path, read_checkpoint
 from jointinv.cli import app
 from jointinv.interrupt import Interrupted, stop_at_safe_points
 
-from .conftest import REPO, Workspace, gravity_only_mapping
+from .conftest import REPO, Workspace, gravity_only_mapping, override
 
 SLOW_CLI = Path(__file__).with_name("slow_gravity_cli.py")
 #: Longest wait (s) from the signal to the end of the process.
@@ -156,6 +158,57 @@ def test_signal_before_the_first_checkpoint_says_to_run_again(workspace: Workspa
         f"run again with: jointinv run {config} -o {output}"
     ]
     assert not output.parent.exists() or list(output.parent.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- batch
+def test_summary_is_written_after_every_finished_run(workspace: Workspace):
+    raw = gravity_only_mapping()
+    configs = [workspace.write("g1.yaml", raw), workspace.write("g2.yaml", raw)]
+    out = workspace.root / "res"
+    seen: list[dict[str, str]] = []
+
+    class Peek(BatchProgress):
+        def started(self, spec) -> None:
+            if spec.name == "g2":  # g1 has finished
+                with open(out / "summary.csv", newline="") as f:
+                    seen.extend(csv.DictReader(f))
+
+    run_batch(configs, output_dir=out, workers=1, progress=Peek())
+    assert [(r["name"], r["status"]) for r in seen] == [("g1", "converged"), ("g2", "pending")]
+    assert seen[0]["output"] == str(out / "g1.h5")
+
+
+def test_sigint_stops_a_batch_keeps_results_and_the_next_batch_continues(workspace: Workspace):
+    raw = long_gravity_mapping()
+    configs = [
+        workspace.write("g1.yaml", override(raw, {"inversion.max_iterations": 2})),
+        workspace.write("g2.yaml", raw),
+        workspace.write("g3.yaml", override(raw, {"regularization.alpha_s": 1e-2})),
+    ]
+    out = workspace.root / "res"
+    proc = start(workspace, "batch", *configs, "--workers", "1", "-o", out, delay=0.3)
+    wait_until(checkpoint_path(out / "g2.h5").exists, proc)
+    seconds, err = stop(proc, signal.SIGINT)
+
+    assert proc.returncode == 130, err
+    assert seconds < STOP_SECONDS, f"took {seconds:.1f} s to stop"
+    assert "Traceback" not in err
+    summary = out / "summary.csv"
+    command = f"jointinv batch {' '.join(map(str, configs))} --workers 1 -o {out}"
+    assert lines_with(err, "resume") == [
+        f"interrupted by SIGINT; runs: 1 stopped, 2 interrupted; summary: {summary}; "
+        f"resume with: {command}"
+    ]
+    with open(summary, newline="") as f:
+        rows = {r["name"]: r for r in csv.DictReader(f)}
+    assert [rows[n]["status"] for n in ("g1", "g2", "g3")] == ["stopped"] + ["interrupted"] * 2
+    assert f"kept: {checkpoint_path(out / 'g2.h5')}" in rows["g2"]["error"]
+    assert rows["g3"]["error"] == "interrupted by SIGINT; not started"
+    assert sorted(p.name for p in out.iterdir()) == ["g1.h5", "g2.checkpoint.h5", "summary.csv"]
+
+    again = run_batch(configs, output_dir=out, workers=1)
+    assert [o.status for o in again.outcomes] == ["skipped", "converged", "converged"]
+    assert not checkpoint_path(out / "g2.h5").exists()
 
 
 # --------------------------------------------------------------------------- conflict test
