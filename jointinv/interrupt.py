@@ -11,8 +11,10 @@ acted on when that engine call returns.
 A second signal aborts at once: the process dies by it (exit status 128 +
 signal number, no cleanup; the last checkpoint is whole, as it is written
 atomically).
-Outside the context manager, and in threads other than the main one,
-:func:`check` costs one comparison and never raises.
+
+Outside the context manager :func:`check` costs one comparison and never
+raises; entered outside the main thread, the context manager installs nothing
+(Python runs signal handlers in the main thread only).
 """
 
 from __future__ import annotations
