@@ -9,8 +9,14 @@ complete and made from the same config, and run the others on
 * a ``dask.distributed`` cluster (an existing scheduler, or a ``LocalCluster``).
 
 Each run writes ``<output_dir>/<name>.h5`` (and its checkpoint while it runs);
-``summary.csv`` lists every run. A run that fails is recorded with its reason
-and the others finish.
+``summary.csv`` lists every run, and is rewritten (atomically) after every run
+that finishes, so a batch that is killed leaves one. A run that fails is
+recorded with its reason and the others finish.
+
+SIGINT or SIGTERM (under ``jointinv batch``) stops the batch: no new run
+starts, the running ones stop at a safe point (their checkpoints are kept),
+finished results stay, and ``summary.csv`` marks the stopped runs
+``interrupted``; the same command continues them.
 
 Thread rule: a worker may use ``max(1, cores // workers)`` threads (``cores``:
 the CPUs this process may run on; on Dask, per host, divided by the worker
@@ -59,6 +65,7 @@ from typing import Any
 
 import yaml
 
+from . import interrupt
 from .checkpoint import (
     checkpoint_hash,
     checkpoint_path,
@@ -88,6 +95,9 @@ SWEEP_KEYS = ("base", "name", "set", "grid")
 
 #: Exit code of ``jointinv batch`` when at least one run failed.
 EXIT_RUN_FAILED = 4
+
+#: Seconds between looks at the interrupt flag while waiting for runs.
+POLL_SECONDS = 0.2
 
 
 # --- runs and outcomes ---------------------------------------------------------
@@ -129,7 +139,10 @@ class RunOutcome:
     status : str
         ``converged`` (every χ² target reached), ``stopped`` (result written,
         targets not reached: see ``stop_reason``), ``skipped`` (a complete
-        result of the same config existed) or ``failed`` (no result; see ``error``).
+        result of the same config existed), ``failed`` (no result; see ``error``),
+        ``interrupted`` (stopped by SIGINT or SIGTERM, or never started because
+        of one; its checkpoint is kept and the same batch command continues it)
+        or, in a ``summary.csv`` written while the batch runs, ``pending``.
     chi2 : dict
         Final χ² per modality.
     iterations : int or None
@@ -531,6 +544,11 @@ def execute_run(spec: RunSpec, threads: int, *, resume: bool = True) -> RunOutco
                 resume=resume and same,
                 command_line=f"jointinv batch ({spec.source})",
             )
+    except interrupt.Interrupted as exc:
+        outcome.status = "interrupted"
+        outcome.error = "; ".join(part for part in (str(exc), exc.kept) if part)
+        outcome.seconds = time.perf_counter() - started
+        return outcome
     except Exception as exc:  # noqa: BLE001 - recorded; the other runs go on
         outcome.error = _one_line(exc)
         outcome.seconds = time.perf_counter() - started
@@ -551,7 +569,13 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _init_pool_worker(threads: int) -> None:
-    """Pool initializer: thread limits before the engines load, quiet logging."""
+    """Pool initializer: thread limits before the engines load, quiet logging.
+
+    SIGINT and SIGTERM stop the worker's run at a safe point (the parent sends
+    SIGTERM to its workers when the batch is interrupted; Ctrl-C in a terminal
+    reaches them too).
+    """
+    interrupt.install_for_worker()
     os.environ.update({k: str(threads) for k in THREAD_VARIABLES})
     logging.basicConfig(level=logging.WARNING)
     for noisy in ("pyGIMLi", "Core", "matplotlib", "jointinv"):
@@ -561,6 +585,22 @@ def _init_pool_worker(threads: int) -> None:
 def _failed(spec: RunSpec, error: str) -> RunOutcome:
     return RunOutcome(
         name=spec.name, status="failed", source=spec.source, error=error, overrides=spec.overrides
+    )
+
+
+def _interrupted(spec: RunSpec, signum: int, why: str) -> RunOutcome:
+    return RunOutcome(
+        name=spec.name,
+        status="interrupted",
+        source=spec.source,
+        error=f"interrupted by {interrupt.signal_name(signum)}; {why}",
+        overrides=spec.overrides,
+    )
+
+
+def _pending(spec: RunSpec) -> RunOutcome:
+    return RunOutcome(
+        name=spec.name, status="pending", source=spec.source, overrides=spec.overrides
     )
 
 
@@ -595,7 +635,13 @@ class BatchProgress:
 class RichProgress(BatchProgress):
     """An overall bar and one status line per run on a rich console (stderr)."""
 
-    _STYLE = {"converged": "green", "stopped": "yellow", "skipped": "cyan", "failed": "red"}
+    _STYLE = {
+        "converged": "green",
+        "stopped": "yellow",
+        "skipped": "cyan",
+        "failed": "red",
+        "interrupted": "magenta",
+    }
 
     def __init__(self, console: Any, *, quiet: bool = False) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -640,7 +686,7 @@ class RichProgress(BatchProgress):
         self._bar.update(self._task, advance=1, description=f"runs ({counts})")
         style = self._STYLE.get(outcome.status, "white")
         chi2 = "  ".join(f"{k} {v:.3g}" for k, v in outcome.chi2.items())
-        detail = outcome.error if outcome.failed else f"χ² {chi2}"
+        detail = outcome.error or f"χ² {chi2}"
         if outcome.iterations is not None:
             detail += f"  it {outcome.iterations}"
         if outcome.seconds:
@@ -666,7 +712,7 @@ def summary_table(result: BatchResult) -> Any:
             *[f"{o.chi2[m]:.3g}" if m in o.chi2 else "" for m in modalities],
             "" if o.iterations is None else str(o.iterations),
             f"{o.seconds:.1f}" if o.seconds else "",
-            Text(o.error if o.failed else str(o.output or "")),
+            Text(o.error or str(o.output or "")),
         )
     return table
 
@@ -721,21 +767,28 @@ def run_batch(
     progress = progress or BatchProgress()
     progress.begin(specs)
     outcomes: dict[str, RunOutcome] = {}
+    summary = output_dir / "summary.csv"
 
-    def finish(outcome: RunOutcome) -> None:
+    def record(outcome: RunOutcome) -> None:
         outcomes[outcome.name] = outcome
         progress.finished(outcome)
+
+    def finish(outcome: RunOutcome) -> None:
+        """A run ended: ``summary.csv`` is rewritten, so a killed batch leaves one."""
+        record(outcome)
+        write_summary([outcomes.get(s.name) or _pending(s) for s in specs], summary)
 
     todo = []
     for spec in specs:
         if spec.error:
-            finish(_failed(spec, spec.error))
+            record(_failed(spec, spec.error))
         elif not rerun and result_hash(spec.output) == spec.config_hash:
-            finish(_skipped(spec))
+            record(_skipped(spec))
         else:
             if rerun:
                 checkpoint_path(spec.output).unlink(missing_ok=True)
             todo.append(spec)
+    write_summary([outcomes.get(s.name) or _pending(s) for s in specs], summary)
     if scheduler is not None or dask_local is not None:
         backend = _run_dask(todo, scheduler, dask_local, progress.started, finish)
     else:
@@ -743,7 +796,10 @@ def run_batch(
         backend = f"pool ({n} workers)"
         _run_pool(todo, n, progress.started, finish)
     ordered = [outcomes[s.name] for s in specs]
-    summary = write_summary(ordered, output_dir / "summary.csv")
+    write_summary(ordered, summary)
+    signum = interrupt.requested()
+    if signum is not None:
+        raise _batch_interrupted(signum, ordered, summary)
     return BatchResult(ordered, summary, time.perf_counter() - started, backend)
 
 
@@ -768,6 +824,20 @@ def check_outputs(inputs: list[str | Path], specs: list[RunSpec], output_dir: Pa
     refuse_inputs(summary, read)
 
 
+def _batch_interrupted(
+    signum: int, outcomes: list[RunOutcome], summary: Path
+) -> interrupt.Interrupted:
+    """The exception that ends an interrupted batch, saying what it kept."""
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    exc = interrupt.Interrupted(signum)
+    told = ", ".join(f"{n} {status}" for status, n in counts.items())
+    exc.kept = f"runs: {told}; summary: {summary}"
+    exc.resumable = True
+    return exc
+
+
 def _run_pool(
     specs: list[RunSpec],
     workers: int,
@@ -788,13 +858,18 @@ def _run_pool(
     queue = deque(specs)
     pool = new_pool(min(workers, len(specs)))
     running: dict[Future, RunSpec] = {}
+    stopping = False
     try:
         while queue or running:
+            signum = interrupt.requested()
+            if signum is not None and not stopping:
+                stopping = True
+                _stop_workers(pool, queue, signum, finish)
             while queue and len(running) < workers:
                 spec = queue.popleft()
                 on_start(spec)
                 running[pool.submit(execute_run, spec, threads)] = spec
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            done, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
             broken = False
             for future in done:
                 spec = running.pop(future)
@@ -803,7 +878,13 @@ def _run_pool(
                 except BrokenProcessPool:
                     broken = True
                     running[future] = spec  # suspect; redone below
-            if broken:
+            if broken and stopping:
+                # a worker died while stopping (e.g. killed by a second Ctrl-C)
+                wait(running)
+                for spec in running.values():
+                    finish(_interrupted(spec, signum, "its worker process died"))
+                running.clear()
+            elif broken:
                 # A worker process died (crash, out of memory, killed): the pool is
                 # gone with every run in it. Redo those runs one at a time, each in a
                 # fresh process, so only the culprit is recorded as failed.
@@ -816,6 +897,22 @@ def _run_pool(
                 pool = new_pool(min(workers, max(len(queue), 1)))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop_workers(
+    pool: ProcessPoolExecutor,
+    queue: deque[RunSpec],
+    signum: int,
+    finish: Callable[[RunOutcome], None],
+) -> None:
+    """The batch was interrupted: the queued runs never start, the running ones stop.
+
+    Each worker gets SIGTERM and stops its run at a safe point (it reports the
+    run ``interrupted``, its checkpoint kept).
+    """
+    while queue:
+        finish(_interrupted(queue.popleft(), signum, "not started"))
+    interrupt.stop_workers(pool)
 
 
 def _run_isolated(
@@ -874,18 +971,47 @@ def _run_dask(
 
             for _ in range(min(slots, len(queue))):
                 submit()
-            for future in pending:
-                spec = by_key.pop(future.key)
-                try:
-                    finish(future.result())
-                except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker
-                    finish(_failed(spec, _one_line(exc)))
-                if queue:
-                    submit()
+            while not pending.is_empty():
+                for future in pending.next_batch(block=False) if pending.has_ready() else []:
+                    spec = by_key.pop(future.key)
+                    try:
+                        finish(future.result())
+                    except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker
+                        finish(_failed(spec, _one_line(exc)))
+                    if queue and interrupt.requested() is None:
+                        submit()
+                signum = interrupt.requested()
+                if signum is not None:
+                    _stop_dask(client, pending, by_key, queue, signum, finish)
+                    break
+                if not pending.has_ready():
+                    time.sleep(POLL_SECONDS)
         return f"dask ({address})"
     finally:
         if cluster is not None:
             cluster.close()
+
+
+def _stop_dask(
+    client: Any,
+    pending: Any,
+    by_key: dict[str, RunSpec],
+    queue: deque[RunSpec],
+    signum: int,
+    finish: Callable[[RunOutcome], None],
+) -> None:
+    """The batch was interrupted: cancel the runs on the cluster, start no more.
+
+    A local cluster's workers are closed with it; a run already running on a
+    remote worker cannot be stopped from here and may still write its result.
+    """
+    client.cancel(list(pending.futures))
+    pending.clear()
+    for spec in by_key.values():
+        finish(_interrupted(spec, signum, "cancelled (its checkpoint, if any, is kept)"))
+    by_key.clear()
+    while queue:
+        finish(_interrupted(queue.popleft(), signum, "not started"))
 
 
 def _dask_budgets(client: Any) -> tuple[dict[str, int], int]:

@@ -223,6 +223,8 @@ class Checkpointer:
         self.path = checkpoint_path(output)
         self.config_hash = config_hash
         self.resumed: Checkpoint | None = None
+        #: iteration of the checkpoint of this run on disk (None: none yet)
+        self.iteration: int | None = None
         remove_stale_temporaries(Path(output))
         remove_stale_temporaries(self.path)
         exists = self.path.is_file()
@@ -234,6 +236,7 @@ class Checkpointer:
                     "(config hash differs); run without --resume to start again"
                 )
             self.resumed = resumed
+            self.iteration = self.resumed.iteration
             log.info("resuming after iteration %d from %s", self.resumed.iteration, self.path)
         elif resume:
             log.warning("%s: no checkpoint; starting from the beginning", self.path)
@@ -254,7 +257,9 @@ class Checkpointer:
                 config_hash=self.config_hash,
             ),
         )
+        self.iteration = records[-1].iteration
 
     def remove(self) -> None:
         """Delete the checkpoint (the final result has been written)."""
         self.path.unlink(missing_ok=True)
+        self.iteration = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -85,12 +86,26 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
             logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
-def _guarded(verbose: bool, action: Callable[[], T]) -> T:
-    """Run ``action``; turn errors into one red line and the right exit code."""
+def _guarded(verbose: bool, action: Callable[[], T], *, interruptible: bool = False) -> T:
+    """Run ``action``; turn errors into one red line and the right exit code.
+
+    With ``interruptible``, SIGINT and SIGTERM stop ``action`` at its next safe
+    point (:mod:`jointinv.interrupt`): one line says what was kept and how to
+    go on, exit code 130 (SIGINT) or 143 (SIGTERM).
+    """
     from .errors import UserInputError
+    from .interrupt import Interrupted, stop_at_safe_points
 
     try:
-        return action()
+        if not interruptible:
+            return action()
+        with stop_at_safe_points():
+            return action()
+    except Interrupted as exc:
+        if verbose:
+            _console().print_exception()
+        _console().print(_interrupted_line(exc), soft_wrap=True, markup=False, highlight=False)
+        raise typer.Exit(exc.exit_code) from None
     except UserInputError as exc:
         if verbose:
             _console().print_exception()
@@ -107,6 +122,18 @@ def _guarded(verbose: bool, action: Callable[[], T]) -> T:
         name = type(exc).__name__
         _say("failed:", f"{name}: {exc} (run with --verbose for the traceback)")
         raise typer.Exit(1) from None
+
+
+def _interrupted_line(exc) -> str:
+    """``interrupted by SIGINT; <what was kept>; resume with: <the command again>``."""
+    args = ["jointinv", *sys.argv[1:]]
+    if exc.resumable and args[1:2] == ["run"] and "--resume" not in args:
+        args.append("--resume")
+    if args[1:2] == ["batch"]:  # --rerun would start the interrupted runs again
+        args = [a for a in args if a != "--rerun"]
+    again = f"{'resume' if exc.resumable else 'run again'} with: {shlex.join(args)}"
+    parts = (f"interrupted by {exc.signal_name}", exc.kept, again)
+    return "; ".join(part for part in parts if part)
 
 
 @app.command()
@@ -171,6 +198,7 @@ def run(
             only=only or None,
             separate=separate,
         ),
+        interruptible=True,
     )
     printer.finish(result, time.perf_counter() - started)
 
@@ -355,7 +383,7 @@ def batch(
                 progress=progress,
             )
 
-    result = _guarded(verbose, _batch)
+    result = _guarded(verbose, _batch, interruptible=True)
     _console(stderr=False, soft_wrap=True).print(summary_table(result))
     typer.echo(f"summary: {result.summary}")
     if result.exit_code:
@@ -415,7 +443,7 @@ def conflict_test(
             report.write_json(json_path)
         return report
 
-    report = _guarded(verbose, _test)
+    report = _guarded(verbose, _test, interruptible=True)
     console = _console(stderr=False, soft_wrap=True)
     for table in report_tables(report):
         console.print(table)

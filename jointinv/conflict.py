@@ -73,6 +73,7 @@ from scipy import stats
 from scipy.sparse.linalg import LinearOperator, cg
 from threadpoolctl import threadpool_limits
 
+from . import interrupt
 from .bias import BiasBlock, augment, declared_blocks
 from .errors import UserInputError
 from .inversion import BetaCooling, GaussNewton, Stopping
@@ -193,8 +194,12 @@ def _cg_solve(
     diag = np.where(diag > 0, diag, 1.0)
     hess = LinearOperator((n, n), matvec=lambda v: objective.hessian_vec(m, v), dtype=float)
     precond = LinearOperator((n, n), matvec=lambda v: v / diag, dtype=float)
-    x, _ = cg(hess, b, rtol=rtol, maxiter=maxiter, M=precond)
+    x, _ = cg(hess, b, rtol=rtol, maxiter=maxiter, M=precond, callback=_check_interrupt)
     return x
+
+
+def _check_interrupt(_x: np.ndarray) -> None:
+    interrupt.check()
 
 
 def hat_traces(
@@ -446,6 +451,7 @@ def _replicates(
     try:
         with threadpool_limits(limits=1, user_api="blas"):
             for s in seeds:
+                interrupt.check()
                 rng = np.random.default_rng(s)
                 data = {
                     k: predicted[k] + std[k] * rng.standard_normal(len(predicted[k]))
@@ -492,6 +498,7 @@ def bootstrap_statistics(
             pool.submit(_replicates, setup, predicted, std, [seeds[i] for i in c], m0)
             for c in chunks
         ]
+        interrupt.wait_for(futures, pool)
         return [t for f in futures for t in f.result()]
 
 

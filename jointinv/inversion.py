@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, cg
 
+from . import interrupt
 from .objective import Objective
 from .operators import EngineClock
 
@@ -222,6 +223,7 @@ class GaussNewton:
 
         def _count(_xk: np.ndarray) -> None:
             count[0] += 1
+            interrupt.check()
 
         step, _ = cg(
             hess,
@@ -238,6 +240,7 @@ class GaussNewton:
     ) -> tuple[np.ndarray, float] | None:
         alpha = 1.0
         for _ in range(self.max_halvings + 1):
+            interrupt.check()
             trial = m + alpha * step
             phi = self.objective.value(trial)
             if np.isfinite(phi) and phi <= phi0 + ARMIJO_C * alpha * slope:
@@ -305,6 +308,7 @@ class GaussNewton:
                 return
 
     def _step(self, m: np.ndarray, iteration: int) -> tuple[IterationRecord | None, np.ndarray]:
+        interrupt.check()
         t0 = time.perf_counter()
         e0 = self._engine_seconds()
         self.objective.beta = self.beta(m, iteration)

@@ -22,11 +22,16 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import scipy.sparse as sp
 
+from . import interrupt
 from .maps import Map
 
 
 class EngineClock:
-    """Wall time spent inside engine calls, by kind (``forward``, ``jacobian``)."""
+    """Wall time spent inside engine calls, by kind (``forward``, ``jacobian``).
+
+    Every engine call is a safe point to stop at after SIGINT or SIGTERM
+    (:func:`jointinv.interrupt.check` before and after it).
+    """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {"forward": 0.0, "jacobian": 0.0}
@@ -34,12 +39,14 @@ class EngineClock:
 
     @contextmanager
     def __call__(self, kind: str) -> Iterator[None]:
+        interrupt.check()
         start = time.perf_counter()
         try:
             yield
         finally:
             self.seconds[kind] = self.seconds.get(kind, 0.0) + time.perf_counter() - start
             self.calls[kind] = self.calls.get(kind, 0) + 1
+        interrupt.check()
 
 
 @runtime_checkable

@@ -31,6 +31,8 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 from scipy.sparse.linalg import LinearOperator
 
+from . import interrupt
+
 #: Relative residual of the CG solves inside the resolution probing.
 PROBE_CG_TOLERANCE = 1e-8
 
@@ -118,6 +120,7 @@ def _forward(blocks: _Blocks, x: np.ndarray) -> np.ndarray:
     out = np.empty_like(x)
     prev = None
     for start, d, s in zip(blocks.starts, blocks.diag, blocks.sub):
+        interrupt.check()
         rows = slice(start, start + d.shape[0])
         rhs = x[rows] if prev is None else x[rows] - s @ prev
         prev = out[rows] = sla.solve_triangular(d, rhs, lower=True, check_finite=False)
@@ -129,6 +132,7 @@ def _backward(blocks: _Blocks, y: np.ndarray) -> np.ndarray:
     out = np.empty_like(y)
     nxt = None
     for i in range(len(blocks.starts) - 1, -1, -1):
+        interrupt.check()
         d = blocks.diag[i]
         rows = slice(blocks.starts[i], blocks.starts[i] + d.shape[0])
         rhs = y[rows] if nxt is None else y[rows] - blocks.sub[i + 1].T @ nxt
@@ -160,6 +164,7 @@ def banded_inverse_diagonal(lower: np.ndarray) -> np.ndarray:
     base = max(n - size, 0)
     out = np.empty(n)
     for i in range(n - 1, -1, -1):
+        interrupt.check()
         if i < base:
             shift = min(base, b)
             keep = size - shift
@@ -276,6 +281,7 @@ def low_rank_update(
     sample = rng.standard_normal((jacobian.n_data, k))
     q = _orthonormal(prior.whiten(jacobian.rmatmat(sample)))
     for _ in range(power_iterations if k < jacobian.n_data else 0):
+        interrupt.check()
         z = _orthonormal(jacobian.matmat(prior.color(q)))
         q = _orthonormal(prior.whiten(jacobian.rmatmat(z)))
     colored = prior.color(q)
@@ -446,6 +452,7 @@ def block_cg(
     p = z.copy()
     rz = np.einsum("ij,ij->j", r, z)
     for _ in range(max_iterations):
+        interrupt.check()
         if not active.any():
             break
         ap = apply_a(p)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,6 +15,7 @@ import h5py
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from . import interrupt
 from ._version import __version__
 from .checkpoint import Checkpointer, checkpoint_path, config_hash
 from .config import Config, LoadedConfig, as_loaded
@@ -134,36 +136,38 @@ def run(
     checkpoints = None
     if target is not None:
         checkpoints = Checkpointer(target, digest, resume=resume)
-    problem = build_problem(loaded, only=only)
-    inversion = _invert(problem, on_iteration, checkpoints)
-    models = problem.physical(inversion.model)
-    chi2 = dict(inversion.iterations[-1].chi2)
-    wanted = loaded.config.diagnostics.enabled if diagnostics is None else diagnostics
-    if wanted and problem.bias_blocks:
-        log.warning(
-            "posterior diagnostics are not computed for a model with bias parameters "
-            "(each bias is reported with its own sigma in /biases)"
-        )
-        wanted = False
-    posterior = _diagnostics(problem, inversion.model) if wanted else None
-    biases = bias_estimates(problem, inversion.model)
-    alone = _separate_runs(loaded, list(problem.datasets)) if separate else {}
-    if target is not None:
-        meta = {**_meta(loaded, started, inversion, command_line), "config_hash": digest}
+    with _kept_on_interrupt(checkpoints):
+        problem = build_problem(loaded, only=only)
+        inversion = _invert(problem, on_iteration, checkpoints)
+        models = problem.physical(inversion.model)
+        chi2 = dict(inversion.iterations[-1].chi2)
+        wanted = loaded.config.diagnostics.enabled if diagnostics is None else diagnostics
+        if wanted and problem.bias_blocks:
+            log.warning(
+                "posterior diagnostics are not computed for a model with bias parameters "
+                "(each bias is reported with its own sigma in /biases)"
+            )
+            wanted = False
+        posterior = _diagnostics(problem, inversion.model) if wanted else None
+        biases = bias_estimates(problem, inversion.model)
+        alone = _separate_runs(loaded, list(problem.datasets)) if separate else {}
+        if target is not None:
+            meta = {**_meta(loaded, started, inversion, command_line), "config_hash": digest}
 
-        def _fill_all(f) -> None:
-            _fill(f, problem, inversion, meta)
-            if posterior is not None:
-                fill_diagnostics(f, posterior)
-            fill_biases(f, biases)
-            for name, sep in alone.items():
-                group = f.create_group(f"separate/{name}")
-                group.attrs["stop_reason"] = sep.inversion.message
-                group.attrs["iterations"] = sep.inversion.nit
-                _fill_inversion(group, sep.problem, sep.inversion, only=sep.problem.sensed)
+            def _fill_all(f) -> None:
+                _fill(f, problem, inversion, meta)
+                if posterior is not None:
+                    fill_diagnostics(f, posterior)
+                fill_biases(f, biases)
+                for name, sep in alone.items():
+                    group = f.create_group(f"separate/{name}")
+                    group.attrs["stop_reason"] = sep.inversion.message
+                    group.attrs["iterations"] = sep.inversion.nit
+                    _fill_inversion(group, sep.problem, sep.inversion, only=sep.problem.sensed)
 
-        write_atomic(target, _fill_all)
-        checkpoints.remove()
+            interrupt.check()  # not after the result is written: it would be complete
+            write_atomic(target, _fill_all)
+            checkpoints.remove()
     return RunResult(problem, inversion, models, chi2, target, posterior, alone, biases)
 
 
@@ -181,6 +185,23 @@ def check_run_output(loaded: LoadedConfig, target: Path, *, force: bool = False)
     refuse_inputs(checkpoint_path(target), inputs)
     if target.exists() and not force:
         raise UserInputError(f"{target}: output file exists; use --force to overwrite it")
+
+
+@contextmanager
+def _kept_on_interrupt(checkpoints: Checkpointer | None) -> Iterator[None]:
+    """On :class:`~jointinv.interrupt.Interrupted`, note the checkpoint that is kept."""
+    try:
+        yield
+    except interrupt.Interrupted as exc:
+        if checkpoints is None:
+            exc.kept = "nothing written"
+        elif checkpoints.iteration is None:
+            exc.kept = "before the first iteration ended (no checkpoint)"
+        else:
+            n = checkpoints.iteration
+            exc.kept = f"checkpoint after iteration {n} kept: {checkpoints.path}"
+            exc.resumable = True
+        raise
 
 
 def bias_estimates(problem: Problem, model: np.ndarray) -> list[Any]:
@@ -289,6 +310,7 @@ def _invert(
             checkpoints.save(gn.model, records, beta0)
         if on_iteration is not None:
             on_iteration(record)
+        interrupt.check()
     success = gn.stopping.success(records[-1].chi2)
     return InversionResult(model=gn.model, iterations=records, message=gn.message, success=success)
 
