@@ -260,12 +260,28 @@ def schema() -> None:
 def show(
     result: ResultArg,
     plot: Annotated[
-        Path | None, typer.Option("--plot", help="Write PNG sections and a convergence plot here.")
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Write PNG sections, data-fit plots (fit_<modality>.png) and a convergence "
+            "plot here.",
+        ),
     ] = None,
+    no_doi_mask: Annotated[
+        bool,
+        typer.Option(
+            "--no-doi-mask",
+            help="Draw the sections at full strength (default: cells the data do not "
+            "resolve, posterior/prior std > 0.8, are faded).",
+        ),
+    ] = False,
     verbose: Verbose = False,
 ) -> None:
     """Print a summary of a result; optionally plot it."""
     from .summary import summarize
+
+    if plot is not None:
+        _setup_logging(verbose, quiet=False)  # plots skipped for old files say so
 
     def _show() -> None:
         from .results import read_result
@@ -275,7 +291,7 @@ def show(
         if plot is not None:
             from .plotting import plot_result
 
-            for path in plot_result(saved, plot):
+            for path in plot_result(saved, plot, doi_mask=not no_doi_mask):
                 typer.echo(f"wrote {path}")
 
     _guarded(verbose, _show)

@@ -57,6 +57,11 @@ class ErtData:
     def n_data(self) -> int:
         return len(self.apparent_resistivity)
 
+    def file_indices(self) -> dict[str, np.ndarray]:
+        """Electrode indices ``a``, ``b``, ``m``, ``n`` as the file numbers them:
+        1-based rows of ``electrodes``, 0 for a remote electrode."""
+        return {key: self.abmn[:, i] + 1 for i, key in enumerate("abmn")}
+
 
 @dataclass
 class TraveltimeData:
@@ -92,6 +97,10 @@ class TraveltimeData:
     @property
     def n_data(self) -> int:
         return len(self.traveltime_s)
+
+    def file_indices(self) -> dict[str, np.ndarray]:
+        """``shot`` and ``geophone`` as the file numbers them: 1-based rows of ``sensors``."""
+        return {"shot": self.shot + 1, "geophone": self.geophone + 1}
 
 
 @dataclass
@@ -152,3 +161,7 @@ class GravityData:
     @property
     def n_data(self) -> int:
         return len(self.gz_mgal)
+
+    def file_indices(self) -> dict[str, np.ndarray]:
+        """None: one datum per station (``stations`` are in data order)."""
+        return {}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .plotting import _pyplot, draw_section
+from .plotting import RESOLVED_STD_RATIO, display_units, draw_section, new_figure, save
 from .results import SavedResult
 
 
@@ -61,63 +61,90 @@ def _section(saved: SavedResult, ax, values: np.ndarray, *, doi: str | None, **s
 
 def plot_posterior_std(saved: SavedResult, prop: str, path: Path) -> Path:
     """Posterior std of one property and its ratio to the prior std."""
-    plt = _pyplot()
     d = saved.diagnostics
     doi = _doi_modality(saved, prop)
-    fig, axes = plt.subplots(2, 1, figsize=(9, 6.5), constrained_layout=True)
+    fig = new_figure((9, 6.5))
+    axes = fig.subplots(2, 1)
     m = _section(saved, axes[0], d.posterior_std[prop], doi=doi, cmap="viridis", shading="flat")
-    fig.colorbar(m, ax=axes[0], label=f"std of {d.parameter[prop]} ({d.std_units[prop]})")
+    units = display_units(d.std_units[prop])
+    fig.colorbar(m, ax=axes[0], label=f"std of {display_units(d.parameter[prop])} ({units})")
     ratio = d.posterior_std[prop] / d.prior_std[prop]
     m = _section(saved, axes[1], ratio, doi=doi, cmap="magma", vmin=0, vmax=1, shading="flat")
     fig.colorbar(m, ax=axes[1], label="posterior / prior std")
+    cx = 0.5 * (saved.nodes_x[:-1] + saved.nodes_x[1:])
+    cz = 0.5 * (saved.nodes_z[:-1] + saved.nodes_z[1:])
+    with np.errstate(invalid="ignore"):
+        axes[1].contour(cx, cz, _grid(saved, ratio), levels=[RESOLVED_STD_RATIO], colors="w",
+                        linewidths=0.8)  # fmt: skip
     axes[0].set_title(f"{prop}: posterior std" + (f" (dashed: {doi} DOI)" if doi else ""))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    axes[1].set_title(
+        f"white: {RESOLVED_STD_RATIO:g}, above which the model section fades a cell", fontsize=9
+    )
+    return save(fig, path)
+
+
+#: Side (cells) of the square window over which the resolution diagonal is averaged
+#: for its plot: the Hutchinson estimate is unbiased but noisy cell by cell (with 20
+#: probes its error is of the order of the value), and averaging 5 × 5 cells cuts that
+#: noise about five-fold.
+RESOLUTION_SMOOTHING = 5
+
+
+def smoothed_resolution(saved: SavedResult, prop: str) -> np.ndarray:
+    """diag(R) of ``prop`` averaged over ``RESOLUTION_SMOOTHING`` × ``RESOLUTION_SMOOTHING``
+    cells (active cells only; NaN in the others), flat (x fastest)."""
+    from scipy.ndimage import uniform_filter
+
+    values = _grid(saved, saved.diagnostics.resolution[prop])
+    weight = (saved.active & np.isfinite(values)).astype(float)
+    size = RESOLUTION_SMOOTHING
+    total = uniform_filter(np.where(weight > 0, values, 0.0), size, mode="constant")
+    count = uniform_filter(weight, size, mode="constant")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+    return np.where(weight > 0, mean, np.nan).ravel()
 
 
 def plot_resolution(saved: SavedResult, prop: str, path: Path) -> Path:
-    """Diagonal of the model resolution matrix, log scale."""
+    """Diagonal of the model resolution matrix (locally averaged), log scale."""
     from matplotlib.colors import LogNorm
 
-    plt = _pyplot()
     d = saved.diagnostics
-    values = np.clip(d.resolution[prop], 1e-4, 1.0)
-    fig, ax = plt.subplots(figsize=(9, 3.8), constrained_layout=True)
+    values = np.clip(smoothed_resolution(saved, prop), 1e-4, 1.0)
+    fig = new_figure((9, 3.8))
+    ax = fig.add_subplot()
     doi = _doi_modality(saved, prop)
     m = _section(saved, ax, values, doi=doi, cmap="cividis", norm=LogNorm(1e-4, 1), shading="flat")
     fig.colorbar(m, ax=ax, label="diag(R)")
-    ax.set_title(f"{prop}: resolution ({int(d.settings.get('probes', 0))} probes)")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    n = RESOLUTION_SMOOTHING
+    probes = int(d.settings.get("probes", 0))
+    ax.set_title(f"{prop}: resolution ({probes} probes; mean over {n} × {n} cells)", fontsize=10)
+    return save(fig, path)
 
 
 def plot_coverage(saved: SavedResult, name: str, path: Path) -> Path:
     """log10 of one modality's coverage, relative to its core maximum, with its DOI."""
-    plt = _pyplot()
     d = saved.diagnostics
     cov = d.coverage[name]
     core = cov[d.core_mask] if d.core_mask is not None else cov
     top = np.nanmax(core, initial=0.0)
     with np.errstate(invalid="ignore"):
         rel = np.log10(np.maximum(cov / max(top, np.finfo(float).tiny), 1e-6))
-    fig, ax = plt.subplots(figsize=(9, 3.8), constrained_layout=True)
+    fig = new_figure((9, 3.8))
+    ax = fig.add_subplot()
     m = _section(saved, ax, rel, doi=name, cmap="plasma", vmin=-4, vmax=0, shading="flat")
     fig.colorbar(m, ax=ax, label="log10(relative coverage)")
     ax.set_title(f"{name}: coverage of {d.coverage_property[name]} (dashed: DOI)")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 # --- data and spectra -------------------------------------------------------------
 def plot_residuals(saved: SavedResult, name: str, path: Path) -> Path:
     """Normalized residuals per datum and their histogram against N(0, 1)."""
-    plt = _pyplot()
     fit = saved.diagnostics.data_fit[name]
     r = fit.normalized_residual
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
+    fig = new_figure((9, 3.5))
+    ax1, ax2 = fig.subplots(1, 2)
     ax1.plot(r, ".", ms=3)
     for level in (-3, 3):
         ax1.axhline(level, color="r", lw=0.8, ls="--")
@@ -130,15 +157,13 @@ def plot_residuals(saved: SavedResult, name: str, path: Path) -> Path:
     ax2.set_xlabel("normalized residual")
     ax2.set_title(f"beyond 3σ: {100 * fit.fraction_beyond_3sigma:.1f} %")
     ax2.legend()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def plot_eigenvalues(saved: SavedResult, path: Path) -> Path:
     """Eigenvalues of the prior-preconditioned data-misfit Hessians."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    fig = new_figure((6, 4))
+    ax = fig.add_subplot()
     for name, lam in saved.diagnostics.eigenvalues.items():
         lam = lam[lam > 0]
         ax.semilogy(np.arange(1, len(lam) + 1), lam, lw=2 if name == "joint" else 1, label=name)
@@ -146,30 +171,32 @@ def plot_eigenvalues(saved: SavedResult, path: Path) -> Path:
     ax.set_xlabel("index")
     ax.set_ylabel("λ (data information / prior)")
     ax.legend()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def plot_crossplot(saved: SavedResult, path: Path) -> Path:
     """Every pair of properties (own transform) over the core cells, with the correlation."""
-    plt = _pyplot()
     d = saved.diagnostics
     props = d.correlation_properties
     pairs = list(combinations(range(len(props)), 2))
-    fig, axes = plt.subplots(1, len(pairs), figsize=(4 * len(pairs), 3.8), squeeze=False)
+    fig = new_figure((4 * len(pairs), 3.8))
+    axes = fig.subplots(1, len(pairs), squeeze=False)
     core = d.core_mask if d.core_mask is not None else slice(None)
     values = {p: _own_transform(saved, p)[core] for p in props}
     for ax, (i, j) in zip(axes[0], pairs):
         a, b = props[i], props[j]
         ax.plot(values[a], values[b], ".", ms=2, alpha=0.5)
-        ax.set_xlabel(d.parameter[a])
-        ax.set_ylabel(d.parameter[b])
+        ax.set_xlabel(_axis_label(saved, a))
+        ax.set_ylabel(_axis_label(saved, b))
         ax.set_title(f"r = {d.correlation[i, j]:.2f}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)
+
+
+def _axis_label(saved: SavedResult, prop: str) -> str:
+    """``log10(resistivity (Ω·m))`` for log properties, ``velocity (m/s)`` otherwise."""
+    units = display_units(saved.model_units.get(prop, ""))
+    named = f"{prop} ({units})" if units else prop
+    return f"log10 {named}" if saved.model_transforms.get(prop) == "log" else named
 
 
 def _own_transform(saved: SavedResult, prop: str) -> np.ndarray:

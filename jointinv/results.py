@@ -8,7 +8,10 @@ Layout (``format_version`` 1.0)::
                      surface ((n, 2) x, z: the ground-surface polyline, m)
     /models/<prop>   final model in physical units, shape (n_z, n_x), NaN in inactive (air)
                      cells; attrs units, transform
-    /data/<name>/    observed, predicted, std, normalized_residual, sensors; attrs chi2, kind, units
+    /data/<name>/    observed, predicted, std, normalized_residual, sensors ((n, 2) x, z, m);
+                     attrs chi2, chi2_target, kind, units; the indices of each datum
+                     into sensors, 1-based as in the data file: ERT a, b, m, n (0: a remote
+                     electrode), traveltime shot, geophone (gravity: sensors are the stations)
     /iterations/     one entry per iteration: beta, phi, step_length, cg_iterations,
                      phi_d/<name>, chi2/<name>, phi_m, coupling/<term>, seconds/<kind>
     /diagnostics/    posterior diagnostics (posterior_std, resolution, information, coverage,
@@ -49,6 +52,12 @@ class SavedData:
     units: str
     chi2: float
     property: str = ""
+    #: per datum, 1-based rows of ``sensors`` as in the data file (ERT ``a b m n``,
+    #: 0 = remote; traveltime ``shot geophone``); empty for gravity and for files
+    #: written before they were stored
+    indices: dict[str, np.ndarray] = field(default_factory=dict)
+    #: the modality's χ² target; None for files written before it was stored
+    chi2_target: float | None = None
 
     # the field above shadows the builtin inside this class body
     @builtins.property
@@ -200,6 +209,17 @@ def fill_data(f: h5py.File, name: str, saved: SavedData) -> None:
     g.attrs["kind"] = saved.kind
     g.attrs["units"] = saved.units
     g.attrs["property"] = saved.property
+    g["sensors"].attrs["columns"] = ["x", "z"]
+    g["sensors"].attrs["units"] = "m"
+    for key, values in saved.indices.items():
+        d = g.create_dataset(key, data=np.asarray(values, dtype=np.int64))
+        d.attrs["indexes"] = "rows of sensors, 1-based as in the data file; 0: remote"
+    if saved.chi2_target is not None:
+        g.attrs["chi2_target"] = saved.chi2_target
+
+
+#: The index datasets of ``/data/<name>`` (see :class:`SavedData`).
+INDEX_NAMES = ("a", "b", "m", "n", "shot", "geophone")
 
 
 def fill_iterations(f: h5py.File, columns: dict[str, np.ndarray]) -> None:
@@ -245,6 +265,8 @@ def read_result(path: str | Path) -> SavedResult:
                 units=str(g.attrs["units"]),
                 chi2=float(g.attrs["chi2"]),
                 property=str(g.attrs.get("property", "")),
+                indices={i: g[i][()] for i in INDEX_NAMES if i in g},
+                chi2_target=float(g.attrs["chi2_target"]) if "chi2_target" in g.attrs else None,
             )
             for k, g in f["data"].items()
         }

@@ -431,6 +431,9 @@ def _fill_inversion(
                 units=DATA_LABELS[ds.kind][1],
                 chi2=misfit.chi2(inversion.model),
                 property=problem.config.modalities[misfit.name].property,
+                indices=ds.survey.file_indices(),
+                chi2_target=config.modalities[misfit.name].chi2_target
+                or config.inversion.chi2_target,
             ),
         )
     fill_iterations(f, iteration_columns(inversion.iterations))

@@ -543,6 +543,7 @@ def test_show_and_plot(gravity_run, tmp_path):
         "convergence.png",
         "coverage_gravity.png",
         "eigenvalues.png",
+        "fit_gravity.png",
         "model_density_contrast.png",
         "posterior_std_density_contrast.png",
         "residuals_gravity.png",

@@ -621,6 +621,7 @@ def test_run_without_diagnostics_then_diagnose(gravity_result, tmp_path):
             "coverage_gravity.png",
             "residuals_gravity.png",
             "eigenvalues.png",
+            "fit_gravity.png",
         ]
     )
 
