@@ -446,17 +446,36 @@ def conflict_test(
 
     def _test():
         from .config import load_config
+        from .interrupt import Interrupted
         from .outputs import check_output, config_inputs
 
         loaded = load_config(config)
         for out in (output, json_path):
             if out is not None:
                 check_output(out, config_inputs(loaded))
-        report = run_test(loaded, alpha=alpha, bootstrap=bootstrap, workers=workers)
-        if output is not None:
-            report.write_hdf5(output)
-        if json_path is not None:
-            report.write_json(json_path)
+        written = [str(p) for p in (output, json_path) if p is not None]
+        partial: list[bool] = []  # set once the report of the plain pass is written
+
+        def write(report) -> None:
+            if output is not None:
+                report.write_hdf5(output)
+            if json_path is not None:
+                report.write_json(json_path)
+            if not report.complete and written:
+                partial.append(True)
+                logging.getLogger(__name__).info(
+                    "conflict test: report of the plain pass written (complete: false)"
+                )
+
+        try:
+            report = run_test(
+                loaded, alpha=alpha, bootstrap=bootstrap, workers=workers, on_partial=write
+            )
+        except Interrupted as exc:
+            if partial:
+                exc.kept = f"report of the plain pass kept (complete: false): {', '.join(written)}"
+            raise
+        write(report)
         return report
 
     report = _guarded(verbose, _test, interruptible=True)

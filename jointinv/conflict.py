@@ -63,6 +63,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -626,8 +627,8 @@ class ConfigSetup:
             ),
         )
         t0 = time.perf_counter()
-        result = gn.run(m0)
         names = "+".join(t.name for t in objective.misfits)
+        result = self._run_logged(gn, m0, f"fit of {names} at beta*")
         capped = result.nit >= cap and "maximum" in gn.message
         self.fits.append((names, result.nit, gn.message, capped))
         log.info(
@@ -665,9 +666,24 @@ class ConfigSetup:
             auto_couplings=problem.auto_couplings,
             regularization_weights=problem.regularization_weights,
         )
-        model = gn.run(m0).model
+        names = "+".join(t.name for t in objective.misfits)
+        model = self._run_logged(gn, m0, f"coupled fit of {names} (fixes beta*)").model
         self.coupling_weights = {t.name: t.weight for t in problem.auto_couplings}
         return model
+
+    def _run_logged(self, gn: GaussNewton, m0: np.ndarray, what: str) -> Any:
+        """``gn.run(m0)`` with one progress line per iteration: which hypothesis,
+        the iteration and every χ² (the fits of replicates in the debug log only)."""
+        level = logging.DEBUG if self.replicate else logging.INFO
+        label = ("with biases: " if self.augmented else "") + what
+
+        def progress(record: Any) -> None:
+            chi2 = ", ".join(f"{k} {v:.3g}" for k, v in record.chi2.items())
+            log.log(
+                level, "conflict test: %s: iteration %d, chi2 %s", label, record.iteration, chi2
+            )
+
+        return gn.run(m0, on_iteration=progress)
 
 
 def _n_params(objective: Objective, m_model: np.ndarray) -> int:
@@ -683,6 +699,9 @@ class ConflictReport:
     config: str
     plain: Analysis
     augmented: Analysis | None = None
+    #: False for the report written after the plain pass while the pass with the
+    #: declared biases is still to come (what an interrupted test leaves)
+    complete: bool = True
 
     @property
     def final(self) -> Analysis:
@@ -701,6 +720,7 @@ class ConflictReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "config": self.config,
+            "complete": self.complete,
             "conflict": self.conflict,
             "exit_code": self.exit_code,
             "plain": self.plain.to_dict(),
@@ -720,7 +740,12 @@ class ConflictReport:
         from .results import write_atomic
 
         def fill(f: Any) -> None:
-            f.attrs.update(config=self.config, conflict=self.conflict, exit_code=self.exit_code)
+            f.attrs.update(
+                config=self.config,
+                complete=self.complete,
+                conflict=self.conflict,
+                exit_code=self.exit_code,
+            )
             for key, a in (("plain", self.plain), ("augmented", self.augmented)):
                 if a is not None:
                     _fill_analysis(f.create_group(key), a)
@@ -761,11 +786,15 @@ def conflict_test(
     bootstrap: int | None = None,
     workers: int | None = None,
     seed: int | None = None,
+    on_partial: Callable[[ConflictReport], None] | None = None,
 ) -> ConflictReport:
     """Run the conflict test of a config (see the module docstring).
 
     Options left as None come from the config's ``conflict`` section. When
-    the config declares biases, the test is run a second time with them.
+    the config declares biases, the test is run a second time with them; then
+    ``on_partial`` is called with the report of the plain pass (``complete``
+    False) before that second pass starts, so it can be written and survive an
+    interruption.
 
     Raises
     ------
@@ -796,6 +825,8 @@ def conflict_test(
     plain = analyze(ConfigSetup(loaded), **options)
     augmented = None
     if c.biases:
+        if on_partial is not None:
+            on_partial(ConflictReport(str(loaded.path), plain, None, complete=False))
         log.info("conflict test: again with the biases %s", dict(c.biases))
         augmented = analyze(with_biases, **options)
     return ConflictReport(str(loaded.path), plain, augmented)

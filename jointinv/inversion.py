@@ -350,9 +350,18 @@ class GaussNewton:
         elif gain > 0.75:
             self.damping = self.damping / 3.0 if self.damping > DAMPING_START else 0.0
 
-    def run(self, m0: np.ndarray) -> InversionResult:
-        """Iterate to the end and return the result."""
-        records = list(self.iterate(m0))
+    def run(
+        self,
+        m0: np.ndarray,
+        on_iteration: Callable[[IterationRecord], None] | None = None,
+    ) -> InversionResult:
+        """Iterate to the end and return the result; ``on_iteration`` is called with
+        every record (the starting model's included)."""
+        records = []
+        for record in self.iterate(m0):
+            records.append(record)
+            if on_iteration is not None:
+                on_iteration(record)
         return InversionResult(
             model=self.model,
             iterations=records,

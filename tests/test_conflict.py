@@ -400,6 +400,41 @@ def test_cli_finds_the_biased_gravity_file_and_the_offset_explains_it(workspace,
         assert f["augmented/biases/value"][0] == pytest.approx(bias["value"])
 
 
+def test_plain_pass_is_reported_before_the_pass_with_biases(workspace, caplog):
+    """conflict_test hands over the report of the plain pass (complete: false) before the
+    pass with the biases starts; the final report is complete and keeps the same plain pass.
+    Every fit logs one progress line per iteration naming its hypothesis."""
+    import logging
+
+    from jointinv.conflict import conflict_test
+
+    path = workspace.write("two.yaml", two_gravity_mapping(biases={"gravity_b": ["offset"]}))
+    partial = []
+    with caplog.at_level(logging.INFO, logger="jointinv.conflict"):
+        report = conflict_test(path, on_partial=partial.append)
+    (first,) = partial
+    assert not first.complete and first.augmented is None
+    assert first.to_dict()["complete"] is False
+    assert report.complete and report.augmented is not None
+    assert first.plain.statistic == report.plain.statistic
+    lines = [r.getMessage() for r in caplog.records if ": iteration " in r.getMessage()]
+    assert any(m.startswith("conflict test: coupled fit of gravity+gravity_b") for m in lines)
+    assert any(m.startswith("conflict test: fit of gravity at beta*: iteration 1, chi2 gravity ")
+               for m in lines)
+    assert any(m.startswith("conflict test: with biases: fit of gravity_b at beta*") for m in lines)
+
+
+def test_report_files_say_whether_they_are_complete(workspace, tmp_path):
+    path = workspace.write("two.yaml", two_gravity_mapping(biases={"gravity_b": ["offset"]}))
+    result = invoke("conflict-test", path, "--json", tmp_path / "r.json", "-o", tmp_path / "r.h5")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "r.json").read_text())["complete"] is True
+    import h5py
+
+    with h5py.File(tmp_path / "r.h5") as f:
+        assert bool(f.attrs["complete"])
+
+
 def test_loop_offset_of_part_of_a_survey_is_found_and_estimated(workspace, tmp_path):
     """Survey b is the biased sample: survey a with loop B (stations x >= 32 m, read
     on another base tie) 0.015 mGal (5 σ) high. The test finds the conflict and

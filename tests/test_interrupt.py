@@ -300,3 +300,27 @@ def test_wait_for_stops_the_workers_of_a_pool():
         with pytest.raises(Interrupted):
             interrupt.wait_for(futures, pool)
     assert time.monotonic() - started < STOP_SECONDS
+
+
+def test_signal_in_the_pass_with_biases_keeps_the_plain_report(workspace: Workspace):
+    """A conflict test interrupted after its plain pass leaves that pass's report,
+    marked complete: false, and says so in its one line."""
+    import json
+
+    from .test_conflict import two_gravity_mapping
+
+    raw = two_gravity_mapping("data/gravity.csv", biases={"gravity_b": ["offset"]})
+    config = workspace.write("two.yaml", raw)
+    report = workspace.root / "report.json"
+    proc = start(workspace, "conflict-test", config, "--json", report)
+    wait_until(lambda: _logged(proc, "report of the plain pass written"), proc)
+    seconds, err = stop(proc, signal.SIGINT)
+    assert proc.returncode == 130, err
+    assert seconds < STOP_SECONDS
+    assert lines_with(err, "interrupted") == [
+        f"interrupted by SIGINT; report of the plain pass kept (complete: false): {report}; "
+        f"run again with: jointinv conflict-test {config} --json {report}"
+    ]
+    kept = json.loads(report.read_text())
+    assert kept["complete"] is False and kept["augmented"] is None
+    assert np.isfinite(kept["plain"]["statistic"]) and kept["plain"]["rows"]
