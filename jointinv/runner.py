@@ -19,6 +19,7 @@ from . import interrupt
 from ._version import __version__
 from .checkpoint import Checkpointer, checkpoint_path, config_hash
 from .config import Config, LoadedConfig, as_loaded
+from .coordinates import attach_grid
 from .diagnostics import Diagnostics, run_diagnostics
 from .diagnostics_file import fill_diagnostics
 from .errors import UserInputError
@@ -450,6 +451,7 @@ def fill_cross_gradient_maps(f, problem: Problem, m: np.ndarray) -> None:
             )
             d.attrs["units"] = "unitless" if term.normalized else "parameter units^2 / m^2"
             d.attrs["normalized"] = term.normalized
+            attach_grid(d)
 
 
 def iteration_columns(records: list[IterationRecord]) -> dict[str, np.ndarray]:
