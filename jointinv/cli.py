@@ -306,8 +306,20 @@ def export(
     ] = None,
     csv: Annotated[
         Path | None,
-        typer.Option("--csv", help="Write the active cells' centres and values as CSV here."),
+        typer.Option(
+            "--csv",
+            help="Write the core cells' centres (x, elevation z, depth below the surface), "
+            "values, posterior std and depth-of-investigation columns as CSV here.",
+        ),
     ] = None,
+    with_padding: Annotated[
+        bool,
+        typer.Option(
+            "--with-padding",
+            help="CSV: every cell below the surface, the padding too (column core: 1 in "
+            "the core region).",
+        ),
+    ] = False,
     sensors: Annotated[
         Path | None,
         typer.Option("--sensors", help="Write the sensors and the ground surface as a .vtu here."),
@@ -317,6 +329,8 @@ def export(
     """Export a result's models (and posterior std) for ParaView (--vtk) or as CSV (--csv)."""
 
     def _export() -> list[Path]:
+        from functools import partial
+
         from .errors import UserInputError
         from .export import export_csv, export_sensors_vtu, export_vtu
         from .outputs import check_output
@@ -326,7 +340,11 @@ def export(
             raise UserInputError(
                 "export: give at least one of --vtk OUT.vtu, --csv OUT.csv, --sensors OUT.vtu"
             )
-        jobs = ((vtk, export_vtu), (csv, export_csv), (sensors, export_sensors_vtu))
+        jobs = (
+            (vtk, export_vtu),
+            (csv, partial(export_csv, padding=with_padding)),
+            (sensors, export_sensors_vtu),
+        )
         for out, _ in jobs:
             if out is not None:
                 check_output(out, {result: "the result file being exported"})

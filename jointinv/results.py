@@ -78,6 +78,8 @@ class SavedResult:
     ``active`` is the (n_z, n_x) mask of the cells below the ground surface and
     ``surface`` the (n, 2) ground-surface polyline (x, z in m, z elevation); when not
     given they default to every cell active and a flat surface at the top node.
+    ``core`` is the (n_z, n_x) mask of the active cells of the core region (not the
+    padding); every active cell when not given.
     """
 
     meta: dict[str, Any]
@@ -91,10 +93,13 @@ class SavedResult:
     diagnostics: SavedDiagnostics | None = None
     active: np.ndarray = field(default=None)  # type: ignore[assignment]
     surface: np.ndarray = field(default=None)  # type: ignore[assignment]
+    core: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         self.active = mesh_active(self.nodes_x, self.nodes_z, self.active)
         self.surface = mesh_surface(self.nodes_x, self.nodes_z, self.surface)
+        core = self.active if self.core is None else np.asarray(self.core, dtype=bool)
+        self.core = self.active & core.reshape(self.active.shape)
 
     @builtins.property
     def shape(self) -> tuple[int, int]:
@@ -260,6 +265,7 @@ def read_result(path: str | Path) -> SavedResult:
         mesh = f["mesh"]
         active = mesh_active(nodes_x, nodes_z, mesh["active"][()] if "active" in mesh else None)
         surface = mesh["surface"][()] if "surface" in mesh else None
+        core = mesh["core_mask"][()] if "core_mask" in mesh else None
         stored = variables(f["models"])
         models = {k: _masked(d[()], active) for k, d in stored.items()}
         units = {k: str(d.attrs["units"]) for k, d in stored.items()}
@@ -297,6 +303,7 @@ def read_result(path: str | Path) -> SavedResult:
             diagnostics=read_diagnostics(f),
             active=active,
             surface=surface,
+            core=core,
         )
 
 
