@@ -284,8 +284,11 @@ def show(
         _setup_logging(verbose, quiet=False)  # plots skipped for old files say so
 
     def _show() -> None:
+        from .outputs import check_folder_output
         from .results import read_result
 
+        if plot is not None:
+            check_folder_output(plot, "--plot")
         saved = read_result(result)
         typer.echo(summarize(saved, result))
         if plot is not None:
@@ -341,15 +344,16 @@ def export(
                 "export: give at least one of --vtk OUT.vtu, --csv OUT.csv, --sensors OUT.vtu"
             )
         jobs = (
-            (vtk, export_vtu),
-            (csv, partial(export_csv, padding=with_padding)),
-            (sensors, export_sensors_vtu),
+            (vtk, "--vtk", "vtu", export_vtu),
+            (csv, "--csv", "csv", partial(export_csv, padding=with_padding)),
+            (sensors, "--sensors", "vtu", export_sensors_vtu),
         )
-        for out, _ in jobs:
+        for out, option, kind, _ in jobs:
             if out is not None:
-                check_output(out, {result: "the result file being exported"})
+                inputs = {result: "the result file being exported"}
+                check_output(out, inputs, kind=kind, writer=option)
         saved = load_result(result)
-        return [write(saved, out) for out, write in jobs if out is not None]
+        return [write(saved, out) for out, _, _, write in jobs if out is not None]
 
     for path in _guarded(verbose, _export):
         typer.echo(f"wrote {path}")
@@ -467,9 +471,9 @@ def conflict_test(
         from .outputs import check_output, config_inputs
 
         loaded = load_config(config)
-        for out in (output, json_path):
+        for out, option, kind in ((output, "--output", "report"), (json_path, "--json", "json")):
             if out is not None:
-                check_output(out, config_inputs(loaded))
+                check_output(out, config_inputs(loaded), kind=kind, writer=option)
         report = run_test(loaded, alpha=alpha, bootstrap=bootstrap, workers=workers)
         if output is not None:
             report.write_hdf5(output)

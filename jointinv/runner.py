@@ -174,7 +174,8 @@ def run(
 
 def check_run_output(loaded: LoadedConfig, target: Path, *, force: bool = False) -> None:
     """Before any work: the result and its checkpoint must not be an input of the run
-    (``--force`` or not), the result must be writable and, without ``force``, new.
+    (``--force`` or not), the result must be writable, named ``.h5`` or ``.hdf5``
+    and, without ``force``, new.
 
     Raises
     ------
@@ -182,7 +183,7 @@ def check_run_output(loaded: LoadedConfig, target: Path, *, force: bool = False)
         One line naming the output and what is wrong with it.
     """
     inputs = config_inputs(loaded)
-    check_output(target, inputs)
+    check_output(target, inputs, kind="result", writer="jointinv run")
     refuse_inputs(checkpoint_path(target), inputs)
     if target.exists() and not force:
         raise UserInputError(f"{target}: output file exists; use --force to overwrite it")
