@@ -6,6 +6,7 @@ The library is usable from Python::
     result = jointinv.run("configs/quickstart.yaml", force=True)
     result.chi2          # final χ² per modality
     result.models        # physical models per property
+    jointinv.to_xarray(result)   # the models on (z, x) as an xarray.Dataset
 
 Heavy modules (engines) are imported on first use.
 """
@@ -24,6 +25,7 @@ __all__ = [
     "read_result",
     "compute_diagnostics",
     "diagnose",
+    "to_xarray",
 ]
 
 
@@ -48,4 +50,8 @@ def __getattr__(name: str) -> Any:
         from .diagnostics import diagnose_result
 
         return diagnose_result
+    if name == "to_xarray":
+        from .export import to_xarray
+
+        return to_xarray
     raise AttributeError(name)

@@ -284,8 +284,11 @@ def show(
         _setup_logging(verbose, quiet=False)  # plots skipped for old files say so
 
     def _show() -> None:
+        from .outputs import check_folder_output
         from .results import read_result
 
+        if plot is not None:
+            check_folder_output(plot, "--plot")
         saved = read_result(result)
         typer.echo(summarize(saved, result))
         if plot is not None:
@@ -306,8 +309,20 @@ def export(
     ] = None,
     csv: Annotated[
         Path | None,
-        typer.Option("--csv", help="Write the active cells' centres and values as CSV here."),
+        typer.Option(
+            "--csv",
+            help="Write the core cells' centres (x, elevation z, depth below the surface), "
+            "values, posterior std and depth-of-investigation columns as CSV here.",
+        ),
     ] = None,
+    with_padding: Annotated[
+        bool,
+        typer.Option(
+            "--with-padding",
+            help="CSV: every cell below the surface, the padding too (column core: 1 in "
+            "the core region).",
+        ),
+    ] = False,
     sensors: Annotated[
         Path | None,
         typer.Option("--sensors", help="Write the sensors and the ground surface as a .vtu here."),
@@ -317,6 +332,8 @@ def export(
     """Export a result's models (and posterior std) for ParaView (--vtk) or as CSV (--csv)."""
 
     def _export() -> list[Path]:
+        from functools import partial
+
         from .errors import UserInputError
         from .export import export_csv, export_sensors_vtu, export_vtu
         from .outputs import check_output
@@ -326,12 +343,17 @@ def export(
             raise UserInputError(
                 "export: give at least one of --vtk OUT.vtu, --csv OUT.csv, --sensors OUT.vtu"
             )
-        jobs = ((vtk, export_vtu), (csv, export_csv), (sensors, export_sensors_vtu))
-        for out, _ in jobs:
+        jobs = (
+            (vtk, "--vtk", "vtu", export_vtu),
+            (csv, "--csv", "csv", partial(export_csv, padding=with_padding)),
+            (sensors, "--sensors", "vtu", export_sensors_vtu),
+        )
+        for out, option, kind, _ in jobs:
             if out is not None:
-                check_output(out, {result: "the result file being exported"})
+                inputs = {result: "the result file being exported"}
+                check_output(out, inputs, kind=kind, writer=option)
         saved = load_result(result)
-        return [write(saved, out) for out, write in jobs if out is not None]
+        return [write(saved, out) for out, _, _, write in jobs if out is not None]
 
     for path in _guarded(verbose, _export):
         typer.echo(f"wrote {path}")
@@ -450,9 +472,9 @@ def conflict_test(
         from .outputs import check_output, config_inputs
 
         loaded = load_config(config)
-        for out in (output, json_path):
+        for out, option, kind in ((output, "--output", "report"), (json_path, "--json", "json")):
             if out is not None:
-                check_output(out, config_inputs(loaded))
+                check_output(out, config_inputs(loaded), kind=kind, writer=option)
         written = [str(p) for p in (output, json_path) if p is not None]
         partial: list[bool] = []  # set once the report of the plain pass is written
 

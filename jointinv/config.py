@@ -878,9 +878,21 @@ def _name_problem(name: str) -> str | None:
     return None
 
 
+#: Names the result file gives its grid coordinates (``/models/x``, ``/models/z``):
+#: no property or modality may take them.
+RESERVED_NAMES = ("x", "z")
+
+
 def _check_names(config: Config, source: str) -> None:
     for section in ("properties", "derived", "modalities"):
         for name in getattr(config, section):
+            if name in RESERVED_NAMES:
+                raise ConfigError(
+                    source,
+                    f"{section}.{name}",
+                    "the names x and z are reserved for the coordinates of the result file; "
+                    "choose another name",
+                )
             problem = _name_problem(name)
             if problem:
                 raise ConfigError(

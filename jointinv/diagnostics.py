@@ -35,6 +35,7 @@ from scipy.sparse.linalg import LinearOperator
 from threadpoolctl import threadpool_limits
 
 from .config import DiagnosticsConfig, LoadedConfig, load_config, parse_config
+from .coordinates import variables
 from .diagnostics_file import fill_diagnostics, remove_diagnostics
 from .errors import ConfigError, UserInputError
 from .mesh import ModelMesh
@@ -460,7 +461,7 @@ def problem_from_result(
     path = Path(path)
     with open_result(path) as f:
         meta = dict(f["meta"].attrs)
-        models = {k: d[()].ravel() for k, d in f["models"].items()}
+        models = {k: d[()].ravel() for k, d in variables(f["models"]).items()}
         modalities = list(f["data"])
         observed = {k: f[f"data/{k}/observed"][()] for k in modalities}
         beta = float(f["iterations/beta"][-1])

@@ -1,7 +1,8 @@
 """The ``/diagnostics`` part of a result file (see :mod:`jointinv.diagnostics`).
 
-Layout; every per-cell array has shape (n_z, n_x) with the mesh's cell
-centres attached as dimension scales, like ``/models``::
+Layout; every per-cell array has shape (n_z, n_x) with the cell centres z and x
+(m) as dimension scales in its group, like ``/models``; per-datum arrays have the
+dimension ``datum`` (see :mod:`jointinv.coordinates`)::
 
     /diagnostics                       attrs: rank, oversampling, power_iterations, probes,
                                        doi_threshold, beta, seconds, prior, std_transform
@@ -19,7 +20,8 @@ centres attached as dimension scales, like ``/models``::
     /diagnostics/data_fit/<modality>   residual (data units), normalized_residual; attrs chi2,
                                        mean, std, fraction_beyond_3sigma, n_data, units
     /diagnostics/correlation           Pearson correlation of the properties (own transform)
-                                       over the core cells; attrs properties
+                                       over the core cells; attrs properties; dimensions
+                                       property_row, property_column (the names)
 
 Other entries under ``/diagnostics`` (e.g. ``cross_gradient``) belong to the
 run and are left alone when the diagnostics are rewritten.
@@ -32,6 +34,14 @@ from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
+
+from .coordinates import (
+    CORRELATION_DIMENSIONS,
+    attach_correlation,
+    attach_datum,
+    attach_grid,
+    variables,
+)
 
 if TYPE_CHECKING:
     from .diagnostics import Diagnostics
@@ -123,8 +133,7 @@ def cells_on_grid(mesh: h5py.Group, values: np.ndarray) -> np.ndarray:
 
 def _cells(group: h5py.Group, name: str, values: np.ndarray, mesh: h5py.Group) -> h5py.Dataset:
     d = group.create_dataset(name, data=cells_on_grid(mesh, values))
-    d.dims[0].attach_scale(mesh["cell_center_z"])
-    d.dims[1].attach_scale(mesh["cell_center_x"])
+    attach_grid(d)
     return d
 
 
@@ -176,6 +185,7 @@ def fill_diagnostics(f: h5py.File, diagnostics: Diagnostics) -> None:
     c = g.create_dataset("correlation", data=d.correlation)
     c.attrs["properties"] = list(d.properties)
     c.attrs["region"] = "core cells"
+    attach_correlation(c, list(d.properties))
 
 
 def _fill_coverage(f: h5py.File, d: Diagnostics) -> None:
@@ -204,6 +214,8 @@ def _fill_data_fit(f: h5py.File, d: Diagnostics) -> None:
         sub.attrs["fraction_beyond_3sigma"] = fit.fraction_beyond_3sigma
         sub.attrs["n_data"] = len(fit.residual)
         sub.attrs["units"] = fit.units
+        attach_datum(sub["residual"])
+        attach_datum(sub["normalized_residual"])
 
 
 def remove_diagnostics(f: h5py.File) -> None:
@@ -211,7 +223,7 @@ def remove_diagnostics(f: h5py.File) -> None:
     if "diagnostics" not in f:
         return
     g = f["diagnostics"]
-    for entry in ENTRIES:
+    for entry in (*ENTRIES, *CORRELATION_DIMENSIONS):
         if entry in g:
             del g[entry]
     for key in list(g.attrs):
@@ -226,9 +238,10 @@ def has_diagnostics(f: h5py.File) -> bool:
 def _flat(group: h5py.Group, active: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Every dataset of ``group`` flattened; with ``active`` (flat bool), float copies
     with NaN in the inactive cells."""
+    stored = variables(group)
     if active is None or active.all():
-        return {k: d[()].ravel() for k, d in group.items()}
-    return {k: np.where(active, d[()].astype(float).ravel(), np.nan) for k, d in group.items()}
+        return {k: d[()].ravel() for k, d in stored.items()}
+    return {k: np.where(active, d[()].astype(float).ravel(), np.nan) for k, d in stored.items()}
 
 
 def _active(f: h5py.File) -> np.ndarray | None:
@@ -248,13 +261,15 @@ def read_diagnostics(f: h5py.File) -> SavedDiagnostics | None:
         settings=dict(g.attrs),
         posterior_std=_flat(std, act),
         prior_std=_flat(g["prior_std"], act),
-        std_units={k: str(d.attrs["units"]) for k, d in std.items()},
-        parameter={k: str(d.attrs["parameter"]) for k, d in std.items()},
+        std_units={k: str(d.attrs["units"]) for k, d in variables(std).items()},
+        parameter={k: str(d.attrs["parameter"]) for k, d in variables(std).items()},
         posterior_std_alone={k: _flat(s, act) for k, s in g["posterior_std_alone"].items()},
         resolution=_flat(g["resolution"], act),
         information={k: _flat(s, act) for k, s in g["information"].items()},
         coverage=_flat(g["coverage"], act),
-        coverage_property={k: str(d.attrs["property"]) for k, d in g["coverage"].items()},
+        coverage_property={
+            k: str(d.attrs["property"]) for k, d in variables(g["coverage"]).items()
+        },
         doi_mask={
             k: v.astype(bool) & (True if act is None else act)
             for k, v in _flat(g["doi_mask"]).items()

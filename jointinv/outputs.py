@@ -132,16 +132,73 @@ def check_writable_location(output: Path) -> None:
     os.unlink(probe)
 
 
-def check_output(output: str | Path, inputs: Mapping[Path, str] | None = None) -> Path:
+#: What each kind of output file is, and the suffixes its name may end in.
+OUTPUT_FORMATS = {
+    "result": ("an HDF5 result", (".h5", ".hdf5")),
+    "report": ("an HDF5 report", (".h5", ".hdf5")),
+    "json": ("a JSON report", (".json",)),
+    "vtu": ("a VTK XML unstructured grid", (".vtu",)),
+    "csv": ("a CSV table", (".csv",)),
+}
+
+#: Suffixes of image files: a name ending in one is no folder for several plots.
+IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def check_suffix(output: Path, kind: str, writer: str) -> None:
+    """Raise :class:`UserInputError` when the name of ``output`` does not end in a
+    suffix of its format ``kind`` (a key of :data:`OUTPUT_FORMATS`; case ignored);
+    ``writer`` is the option or command that writes it (``--vtk``, ``run``)."""
+    what, suffixes = OUTPUT_FORMATS[kind]
+    if Path(output).suffix.lower() not in suffixes:
+        raise UserInputError(
+            f"{output}: {writer} writes {what}; give a name ending in {' or '.join(suffixes)}"
+        )
+
+
+def check_output(
+    output: str | Path,
+    inputs: Mapping[Path, str] | None = None,
+    *,
+    kind: str | None = None,
+    writer: str = "jointinv",
+) -> Path:
     """Check an output path before any work is done; returns it.
+
+    ``kind`` (a key of :data:`OUTPUT_FORMATS`) also checks the suffix of the name;
+    ``writer`` names the option or command in that message.
 
     Raises
     ------
     UserInputError
-        One line naming ``output``: it is one of ``inputs`` (and which), a folder,
-        or in a folder that cannot be written.
+        One line naming ``output``: it is one of ``inputs`` (and which), a folder, in a
+        folder that cannot be written, or named with a suffix of another format.
     """
     output = Path(output)
     refuse_inputs(output, inputs or {})
     check_writable_location(output)
+    if kind is not None:
+        check_suffix(output, kind, writer)
     return output
+
+
+def check_folder_output(folder: str | Path, writer: str) -> Path:
+    """Check a folder that several files will be written into (``show --plot``): not
+    an existing file, nor named like an image. Returns it.
+
+    Raises
+    ------
+    UserInputError
+        One line naming ``folder`` and what is wrong with it.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserInputError(
+            f"{folder}: {writer} writes several files into a folder; this is a file"
+        )
+    if folder.suffix.lower() in IMAGE_SUFFIXES:
+        raise UserInputError(
+            f"{folder}: {writer} writes several PNG files into a folder; give a folder name, "
+            f"not a {folder.suffix} file name"
+        )
+    return folder

@@ -181,15 +181,23 @@ def draw_section(ax, saved: SavedResult, values: np.ndarray, **style):
     return mesh
 
 
-def unresolved_cells(saved: SavedResult, name: str) -> np.ndarray | None:
-    """Flat bool (x fastest): the active cells whose posterior std exceeds
-    ``RESOLVED_STD_RATIO`` × their prior std; None without diagnostics for ``name``
-    (no diagnostics, or a derived property)."""
+def std_ratio(saved: SavedResult, name: str) -> np.ndarray | None:
+    """Flat (x fastest) posterior std / prior std of property ``name`` (NaN in the air);
+    None without diagnostics for ``name`` (no diagnostics, or a derived property)."""
     d = saved.diagnostics
     if d is None or name not in d.posterior_std or name not in d.prior_std:
         return None
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = d.posterior_std[name] / d.prior_std[name]
+        return d.posterior_std[name] / d.prior_std[name]
+
+
+def unresolved_cells(saved: SavedResult, name: str) -> np.ndarray | None:
+    """Flat bool (x fastest): the active cells whose posterior std exceeds
+    ``RESOLVED_STD_RATIO`` × their prior std (outside the depth of investigation);
+    None without diagnostics for ``name`` (see :func:`std_ratio`)."""
+    ratio = std_ratio(saved, name)
+    if ratio is None:
+        return None
     return saved.active.ravel() & (ratio > RESOLVED_STD_RATIO)
 
 

@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 import h5py
 import numpy as np
 
+from .coordinates import variable_names
 from .errors import UserInputError
 
 #: dtype kinds read as numbers, as boolean masks and as texts
@@ -191,8 +192,9 @@ class Layout:
         return value
 
     def members(self, group: h5py.Group) -> list[str]:
-        """The absolute paths of the entries of ``group``."""
-        return [f"{group.name}/{name}" for name in group]
+        """The absolute paths of the entries of ``group`` except its coordinates
+        (dimension scales, see :mod:`jointinv.coordinates`)."""
+        return [f"{group.name}/{name}" for name in variable_names(group)]
 
 
 ATTRIBUTE_KINDS = {

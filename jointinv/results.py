@@ -1,13 +1,14 @@
 """The HDF5 result file: one versioned file per run, written atomically.
 
-Layout (``format_version`` 1.0)::
+Layout (``format_version`` 1.1)::
 
     /meta            attributes: versions, config text, command line, times, seed, stop reason
     /mesh            nodes_x, nodes_z (m), cell_center_x, cell_center_z, core_mask,
                      active (bool (n_z, n_x): cells below the ground surface),
                      surface ((n, 2) x, z: the ground-surface polyline, m)
     /models/<prop>   final model in physical units, shape (n_z, n_x), NaN in inactive (air)
-                     cells; attrs units, transform
+                     cells; attrs units, transform; /models/z and /models/x: cell-centre
+                     coordinates (m)
     /data/<name>/    observed, predicted, std, normalized_residual, sensors ((n, 2) x, z, m);
                      attrs chi2, chi2_target, kind, units; the indices of each datum
                      into sensors, 1-based as in the data file: ERT a, b, m, n (0: a remote
@@ -17,12 +18,15 @@ Layout (``format_version`` 1.0)::
     /diagnostics/    posterior diagnostics (posterior_std, resolution, information, coverage,
                      eigenvalues, data_fit, ...): see :mod:`jointinv.diagnostics_file`
 
-Models are stored as 2D arrays (z, x) with ``/mesh/cell_center_z`` and
-``/mesh/cell_center_x`` attached as dimension scales, so xarray (h5netcdf)
-and ParaView readers find the coordinates. z is elevation (m, up); for a flat
-survey the surface is at z = 0. Files without ``/mesh/active`` or ``/mesh/surface``
-(written before topography) read as all cells active and a flat surface at the
-top node.
+Models are stored as 2D arrays (z, x). Every group of grids or per-datum arrays holds
+its own coordinates as dimension scales (z, x; datum, sensor, column; iteration), so
+``xr.open_dataset(path, group="models", engine="h5netcdf")`` opens it with named
+dimensions and coordinate values (see :mod:`jointinv.coordinates`; readers skip the
+coordinates with :func:`jointinv.coordinates.variables`). Files of format 1.0 refer
+to ``/mesh/cell_center_z`` and ``cell_center_x`` instead and read the same. z is
+elevation (m, up); for a flat survey the surface is at z = 0. Files without
+``/mesh/active`` or ``/mesh/surface`` (written before topography) read as all cells
+active and a flat surface at the top node.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import h5py
 import numpy as np
 
 from ._version import FORMAT_VERSION
+from .coordinates import attach_datum, attach_grid, attach_iterations, attach_sensors, variables
 from .diagnostics_file import SavedDiagnostics, cells_on_grid, read_diagnostics
 from .outputs import atomic_path
 from .resultfile import open_result
@@ -73,6 +78,8 @@ class SavedResult:
     ``active`` is the (n_z, n_x) mask of the cells below the ground surface and
     ``surface`` the (n, 2) ground-surface polyline (x, z in m, z elevation); when not
     given they default to every cell active and a flat surface at the top node.
+    ``core`` is the (n_z, n_x) mask of the active cells of the core region (not the
+    padding); every active cell when not given.
     """
 
     meta: dict[str, Any]
@@ -86,10 +93,13 @@ class SavedResult:
     diagnostics: SavedDiagnostics | None = None
     active: np.ndarray = field(default=None)  # type: ignore[assignment]
     surface: np.ndarray = field(default=None)  # type: ignore[assignment]
+    core: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         self.active = mesh_active(self.nodes_x, self.nodes_z, self.active)
         self.surface = mesh_surface(self.nodes_x, self.nodes_z, self.surface)
+        core = self.active if self.core is None else np.asarray(self.core, dtype=bool)
+        self.core = self.active & core.reshape(self.active.shape)
 
     @builtins.property
     def shape(self) -> tuple[int, int]:
@@ -194,8 +204,7 @@ def fill_model(f: h5py.File, name: str, values: np.ndarray, *, units: str, trans
     d = f.require_group("models").create_dataset(name, data=grid)
     d.attrs["units"] = units
     d.attrs["transform"] = transform
-    d.dims[0].attach_scale(mesh["cell_center_z"])
-    d.dims[1].attach_scale(mesh["cell_center_x"])
+    attach_grid(d)
 
 
 def fill_data(f: h5py.File, name: str, saved: SavedData) -> None:
@@ -214,6 +223,9 @@ def fill_data(f: h5py.File, name: str, saved: SavedData) -> None:
     for key, values in saved.indices.items():
         d = g.create_dataset(key, data=np.asarray(values, dtype=np.int64))
         d.attrs["indexes"] = "rows of sensors, 1-based as in the data file; 0: remote"
+    for key in ("observed", "predicted", "std", "normalized_residual", *saved.indices):
+        attach_datum(g[key])
+    attach_sensors(g["sensors"])
     if saved.chi2_target is not None:
         g.attrs["chi2_target"] = saved.chi2_target
 
@@ -226,6 +238,7 @@ def fill_iterations(f: h5py.File, columns: dict[str, np.ndarray]) -> None:
     g = f.create_group("iterations")
     for key, values in columns.items():
         g[key] = np.asarray(values)
+    attach_iterations(g)
 
 
 def fill_meta(f: h5py.File, meta: dict[str, Any]) -> None:
@@ -252,9 +265,11 @@ def read_result(path: str | Path) -> SavedResult:
         mesh = f["mesh"]
         active = mesh_active(nodes_x, nodes_z, mesh["active"][()] if "active" in mesh else None)
         surface = mesh["surface"][()] if "surface" in mesh else None
-        models = {k: _masked(d[()], active) for k, d in f["models"].items()}
-        units = {k: str(d.attrs["units"]) for k, d in f["models"].items()}
-        transforms = {k: str(d.attrs["transform"]) for k, d in f["models"].items()}
+        core = mesh["core_mask"][()] if "core_mask" in mesh else None
+        stored = variables(f["models"])
+        models = {k: _masked(d[()], active) for k, d in stored.items()}
+        units = {k: str(d.attrs["units"]) for k, d in stored.items()}
+        transforms = {k: str(d.attrs["transform"]) for k, d in stored.items()}
         data = {
             k: SavedData(
                 observed=g["observed"][()],
@@ -288,6 +303,7 @@ def read_result(path: str | Path) -> SavedResult:
             diagnostics=read_diagnostics(f),
             active=active,
             surface=surface,
+            core=core,
         )
 
 

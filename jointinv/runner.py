@@ -19,6 +19,7 @@ from . import interrupt
 from ._version import __version__
 from .checkpoint import Checkpointer, checkpoint_path, config_hash
 from .config import Config, LoadedConfig, as_loaded
+from .coordinates import attach_grid
 from .diagnostics import Diagnostics, run_diagnostics
 from .diagnostics_file import fill_diagnostics
 from .errors import UserInputError
@@ -173,7 +174,8 @@ def run(
 
 def check_run_output(loaded: LoadedConfig, target: Path, *, force: bool = False) -> None:
     """Before any work: the result and its checkpoint must not be an input of the run
-    (``--force`` or not), the result must be writable and, without ``force``, new.
+    (``--force`` or not), the result must be writable, named ``.h5`` or ``.hdf5``
+    and, without ``force``, new.
 
     Raises
     ------
@@ -181,7 +183,7 @@ def check_run_output(loaded: LoadedConfig, target: Path, *, force: bool = False)
         One line naming the output and what is wrong with it.
     """
     inputs = config_inputs(loaded)
-    check_output(target, inputs)
+    check_output(target, inputs, kind="result", writer="jointinv run")
     refuse_inputs(checkpoint_path(target), inputs)
     if target.exists() and not force:
         raise UserInputError(f"{target}: output file exists; use --force to overwrite it")
@@ -450,6 +452,7 @@ def fill_cross_gradient_maps(f, problem: Problem, m: np.ndarray) -> None:
             )
             d.attrs["units"] = "unitless" if term.normalized else "parameter units^2 / m^2"
             d.attrs["normalized"] = term.normalized
+            attach_grid(d)
 
 
 def iteration_columns(records: list[IterationRecord]) -> dict[str, np.ndarray]:

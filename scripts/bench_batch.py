@@ -39,6 +39,7 @@ import numpy as np
 import yaml
 
 from jointinv.batch import available_cores, run_batch
+from jointinv.coordinates import variables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,7 +98,7 @@ def models(folder: Path) -> dict[str, dict[str, np.ndarray]]:
     out = {}
     for path in sorted(folder.glob("*.h5")):
         with h5py.File(path, "r") as f:
-            out[path.stem] = {k: d[()] for k, d in f["models"].items()}
+            out[path.stem] = {k: d[()] for k, d in variables(f["models"]).items()}
     return out
 
 

@@ -127,6 +127,8 @@ def test_alias_bomb_is_not_expanded(workspace):
         ("properties", "", "quick.yaml: properties: the name '' is empty"),
         ("modalities", "ert/2", "quick.yaml: modalities: the name 'ert/2' contains '/'"),
         ("modalities", "..", "quick.yaml: modalities: the name '..' starts with '.'"),
+        ("properties", "x", "quick.yaml: properties.x: the names x and z are reserved for"),
+        ("modalities", "z", "quick.yaml: modalities.z: the names x and z are reserved for"),
     ],
 )
 def test_unusable_names(workspace, section, name, fragment):

@@ -28,6 +28,7 @@ from jointinv.batch import (
 from jointinv.checkpoint import checkpoint_path, config_hash
 from jointinv.cli import app
 from jointinv.config import load_config
+from jointinv.coordinates import variables
 from jointinv.errors import UserInputError
 
 from .conftest import Workspace, gravity_only_mapping, override, quickstart_mapping
@@ -62,7 +63,7 @@ def read_summary(path: Path) -> dict[str, dict[str, str]]:
 
 def models_of(path: Path) -> dict[str, np.ndarray]:
     with h5py.File(path, "r") as f:
-        return {k: d[()] for k, d in f["models"].items()}
+        return {k: d[()] for k, d in variables(f["models"]).items()}
 
 
 # --------------------------------------------------------------------------- sweeps

@@ -21,6 +21,7 @@ from jointinv.cli import app
 from jointinv.diagnostics import DataFit, Diagnostics
 from jointinv.diagnostics_file import fill_diagnostics
 from jointinv.export import export_csv, export_sensors_vtu, export_vtu
+from jointinv.plotting import unresolved_cells
 from jointinv.results import (
     SavedData,
     fill_data,
@@ -94,11 +95,21 @@ RESISTIVITY = (100.0 + 10.0 * X + (Z - 536.0)).ravel()
 VELOCITY = (1000.0 + 100.0 * (Z - 536.0) + X).ravel()
 
 
-def write_result(path: Path, *, diagnostics: bool = True, topography: bool = True) -> Path:
+def write_result(
+    path: Path,
+    *,
+    diagnostics: bool | Diagnostics = True,
+    topography: bool = True,
+    core: np.ndarray | None = None,
+) -> Path:
+    """The hand-built result; ``diagnostics`` True for :func:`_diagnostics` or the
+    diagnostics to write, ``core`` the core mask (default: every cell)."""
+
     def fill(f: h5py.File) -> None:
         fill_meta(f, {"stop_reason": "test"})
         extra = {"active": ACTIVE, "surface": SURFACE} if topography else {}
-        fill_mesh(f, NODES_X, NODES_Z, np.ones(NX * NZ, dtype=bool), **extra)
+        core_mask = np.ones(NX * NZ, dtype=bool) if core is None else core
+        fill_mesh(f, NODES_X, NODES_Z, core_mask, **extra)
         # full arrays: fill_model stores NaN in the air cells
         fill_model(f, "resistivity", RESISTIVITY, units="ohm*m", transform="log")
         fill_model(f, "velocity", VELOCITY, units="m/s", transform="linear")
@@ -108,8 +119,10 @@ def write_result(path: Path, *, diagnostics: bool = True, topography: bool = Tru
             f, {"iteration": np.arange(3), "beta": np.array([4.0, 2.0, 1.0]),
                 "phi": np.array([9.0, 5.0, 3.0]), "chi2/ert": np.array([5.0, 2.0, 1.0])},
         )  # fmt: skip
-        if diagnostics:
+        if diagnostics is True:
             fill_diagnostics(f, _diagnostics())
+        elif diagnostics:
+            fill_diagnostics(f, diagnostics)
 
     write_atomic(path, fill)
     return path
@@ -281,29 +294,100 @@ def test_sensors_vtu(result_file, tmp_path):
 
 
 # --------------------------------------------------------------------------- CSV
+#: the core region of the CSV tests: columns x = 1..5 m, above 537 m (the padding: the
+#: outer columns and the bottom row)
+CORE = (X > 1.0) & (X < 5.0) & (Z > 537.0)
+#: posterior/prior std of resistivity: resolved (0.5) down to 538 m, then not (0.9)
+RATIO = np.where(Z > 538.0, 0.5, 0.9)
+#: the depth of each cell centre below the hill's surface (m)
+DEPTH = np.interp(X, SURFACE[:, 0], SURFACE[:, 1]) - Z
+
+
+def _read_csv(path: Path) -> tuple[list[str], np.ndarray]:
+    with path.open(newline="") as f:
+        header, *rows = list(csv.reader(f))
+    return header, np.array(rows, dtype=float)
+
+
+def _ratio_diagnostics() -> Diagnostics:
+    d = _diagnostics()
+    d.prior_std["resistivity"] = d.posterior_std["resistivity"] / RATIO.ravel()
+    return d
+
+
 def test_csv(result_file, tmp_path):
-    out = export_csv(result_file, tmp_path / "hill.csv")
-    with out.open(newline="") as f:
-        rows = list(csv.reader(f))
-    assert rows[0] == [
+    header, values = _read_csv(export_csv(result_file, tmp_path / "hill.csv"))
+    assert header == [
         "x_m",
         "z_m",
+        "depth_m",
         "resistivity[ohm*m]",
         "velocity[m/s]",
         "resistivity_posterior_std[log10(ohm*m)]",
         "velocity_posterior_std[m/s]",
+        "resistivity_std_ratio",
+        "resistivity_in_doi",
+        "velocity_std_ratio",
+        "velocity_in_doi",
     ]
-    values = np.array(rows[1:], dtype=float)
-    assert values.shape == (N_ACTIVE, 6)
+    assert values.shape == (N_ACTIVE, 11)  # the core is every cell here
     flat = ACTIVE.ravel()
     std = _diagnostics().posterior_std
     expected = np.c_[
-        X[ACTIVE], Z[ACTIVE], RESISTIVITY[flat], VELOCITY[flat],
-        std["resistivity"][flat], std["velocity"][flat],
+        X[ACTIVE], Z[ACTIVE], DEPTH[ACTIVE], RESISTIVITY[flat], VELOCITY[flat],
+        std["resistivity"][flat], std["velocity"][flat], np.full((N_ACTIVE, 4), [0.5, 1, 0.5, 1]),
     ]  # fmt: skip
-    np.testing.assert_array_equal(values, expected)
-    # the highest cell centre is under the hill's top
+    np.testing.assert_allclose(values, expected, rtol=1e-15)
+    # the highest cell centre is under the hill's top, 0.7 m below its surface
     assert values[:, 1].max() == 540.5
+    assert values[values[:, 1] == 540.5, 2] == pytest.approx([0.2, 0.2])
+    assert (values[:, 2] > 0).all()
+
+
+def test_csv_holds_the_core_cells_with_their_depth_of_investigation(tmp_path):
+    path = write_result(tmp_path / "r.h5", diagnostics=_ratio_diagnostics(), core=CORE)
+    header, values = _read_csv(export_csv(path, tmp_path / "core.csv"))
+    keep = ACTIVE & CORE
+    assert len(values) == keep.sum() == 3 + 4 + 4 + 3  # active cells of columns 1-4 above row 0
+    column = dict(zip(header, values.T))
+    np.testing.assert_array_equal(column["x_m"], X[keep])
+    np.testing.assert_array_equal(column["z_m"], Z[keep])
+    np.testing.assert_allclose(column["depth_m"], DEPTH[keep], rtol=1e-15)
+    np.testing.assert_array_equal(column["resistivity[ohm*m]"], RESISTIVITY.reshape(NZ, NX)[keep])
+    np.testing.assert_allclose(column["resistivity_std_ratio"], RATIO[keep], rtol=1e-15)
+    # in the DOI: the rule of the sections (std ratio at most 0.8), 1 or 0
+    np.testing.assert_array_equal(column["resistivity_in_doi"], RATIO[keep] <= 0.8)
+    assert set(column["resistivity_in_doi"]) == {0.0, 1.0}
+    saved = read_result(path)
+    faded = unresolved_cells(saved, "resistivity").reshape(NZ, NX)
+    np.testing.assert_array_equal(column["resistivity_in_doi"], ~faded[keep])
+    assert "core" not in header
+
+
+def test_csv_with_padding(tmp_path):
+    path = write_result(tmp_path / "r.h5", diagnostics=_ratio_diagnostics(), core=CORE)
+    header, values = _read_csv(export_csv(path, tmp_path / "all.csv", padding=True))
+    column = dict(zip(header, values.T))
+    assert len(values) == N_ACTIVE
+    np.testing.assert_array_equal(column["core"], CORE[ACTIVE])
+    np.testing.assert_array_equal(column["x_m"], X[ACTIVE])
+    assert header[:4] == ["x_m", "z_m", "depth_m", "core"]
+
+
+def test_csv_without_diagnostics_has_no_std_columns(tmp_path):
+    path = write_result(tmp_path / "plain.h5", diagnostics=False, core=CORE)
+    header, values = _read_csv(export_csv(path, tmp_path / "plain.csv"))
+    assert header == ["x_m", "z_m", "depth_m", "resistivity[ohm*m]", "velocity[m/s]"]
+    assert len(values) == (ACTIVE & CORE).sum()
+
+
+def test_cli_export_csv_core_and_padding(tmp_path):
+    path = write_result(tmp_path / "r.h5", diagnostics=_ratio_diagnostics(), core=CORE)
+    core, everything = tmp_path / "core.csv", tmp_path / "all.csv"
+    assert invoke("export", path, "--csv", core).exit_code == 0
+    assert invoke("export", path, "--csv", everything, "--with-padding").exit_code == 0
+    assert len(_read_csv(core)[1]) == (ACTIVE & CORE).sum()
+    assert len(_read_csv(everything)[1]) == N_ACTIVE
 
 
 # --------------------------------------------------------------------------- plots

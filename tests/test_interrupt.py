@@ -97,8 +97,10 @@ def lines_with(text: str, word: str) -> list[str]:
 def models_of(path: Path) -> dict[str, np.ndarray]:
     import h5py
 
+    from jointinv.coordinates import variables
+
     with h5py.File(path, "r") as f:
-        return {k: d[()].ravel() for k, d in f["models"].items()}
+        return {k: d[()].ravel() for k, d in variables(f["models"]).items()}
 
 
 # --------------------------------------------------------------------------- run

@@ -121,8 +121,13 @@ def test_layout_and_attributes(tmp_path: Path):
         assert model.shape == (nz, nx)
         assert model.attrs["units"] == "Ohm m" and model.attrs["transform"] == "log"
         # dimension scales: rows are z, columns x, and the values sit at those coordinates
-        assert model.dims[0][0].name == "/mesh/cell_center_z"
-        assert model.dims[1][0].name == "/mesh/cell_center_x"
+        # (one scale per dimension, in the group itself: what h5netcdf needs)
+        assert [[s.name for s in dim.values()] for dim in model.dims] == [
+            ["/models/z"], ["/models/x"]
+        ]
+        np.testing.assert_array_equal(f["models/z"][()], mesh["cell_center_z"][()])
+        np.testing.assert_array_equal(f["models/x"][()], mesh["cell_center_x"][()])
+        assert f["models/z"].attrs["units"] == f["models/x"].attrs["units"] == "m"
         cz, cx = np.meshgrid(mesh["cell_center_z"][()], mesh["cell_center_x"][()], indexing="ij")
         np.testing.assert_allclose(model[()], 1000.0 + cx + 100.0 * cz, rtol=1e-14)
         ert = f["data/ert"]

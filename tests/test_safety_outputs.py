@@ -498,3 +498,47 @@ def test_conflict_report_prints_modality_names_literally():
     assert f"grav{LITERAL}" in text and f"tension{LITERAL}" in text
     assert f"CONFLICT (suspect: grav{LITERAL})" in text
     assert "❌" not in text
+
+
+# --------------------------------------------------------------------------- output names
+#: the one line of each: what the option writes; give a name ending in ...
+VTU = "a VTK XML unstructured grid; give a name ending in .vtu"
+CSV = "a CSV table; give a name ending in .csv"
+HDF5 = "give a name ending in .h5 or .hdf5"
+NAMES = [
+    ("export {r} --vtk {d}/out.txt", f"out.txt: --vtk writes {VTU}"),
+    ("export {r} --csv {d}/out.vtk", f"out.vtk: --csv writes {CSV}"),
+    ("export {r} --sensors {d}/s.csv", f"s.csv: --sensors writes {VTU}"),
+    ("export {r} --csv {d}/cells", f"cells: --csv writes {CSV}"),
+    ("run {c} -o {d}/x.csv", f"x.csv: jointinv run writes an HDF5 result; {HDF5}"),
+    ("conflict-test {c} -o {d}/r.json", f"r.json: --output writes an HDF5 report; {HDF5}"),
+    ("conflict-test {c} --json {d}/r.h5", "r.h5: --json writes a JSON report; give a name ending"),
+    ("show {r} --plot {d}/fig.png", "fig.png: --plot writes several PNG files into a folder; give"),
+    ("show {r} --plot {r}", "hill.h5: --plot writes several files into a folder; this is a file"),
+]
+
+
+@pytest.mark.parametrize("command, message", NAMES, ids=[c.split(" {d}")[0] for c, _ in NAMES])
+def test_output_named_for_another_format(workspace, gravity, monkeypatch, command, message):
+    _no_work(monkeypatch)
+    result = write_result(workspace.root / "hill.h5")
+    args = command.format(r=result, c=gravity, d=workspace.root).split()
+    assert_user_error(invoke(*args), message)
+    assert sorted(p.name for p in workspace.root.iterdir()) == ["data", "gravity.yaml", "hill.h5"]
+
+
+def test_config_output_path_named_for_another_format(workspace, monkeypatch):
+    _no_work(monkeypatch)
+    config = workspace.write("g.yaml", override(gravity_only_mapping(), {"output.path": "r.csv"}))
+    assert_user_error(invoke("run", config), f"{workspace.root / 'r.csv'}: jointinv run writes")
+
+
+def test_output_names_in_capitals_and_hdf5_are_fine(workspace, tmp_path):
+    from jointinv.config import load_config
+    from jointinv.runner import check_run_output
+
+    source = write_result(tmp_path / "hill.h5")
+    result = invoke("export", source, "--vtk", tmp_path / "A.VTU", "--csv", tmp_path / "A.CSV")
+    assert result.exit_code == 0, result.output
+    gravity = load_config(workspace.write("g.yaml", gravity_only_mapping()))
+    check_run_output(gravity, workspace.root / "r.hdf5")  # no error
