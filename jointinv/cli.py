@@ -52,6 +52,16 @@ ConfigArg = Annotated[Path, typer.Argument(help="YAML config file.", show_defaul
 ResultArg = Annotated[Path, typer.Argument(help="HDF5 result file.", show_default=False)]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug log; tracebacks on errors.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="Override a config value before validation (repeatable): a dotted path as in "
+        "sweep files, a YAML value, e.g. --set inversion.max_iterations=5 --set "
+        "coupling.0.weight=100 --set 'inversion.chi2_band=[0.9,1.1]'.",
+    ),
+]
 
 T = TypeVar("T")
 
@@ -175,11 +185,13 @@ def run(
             "under /separate/<modality> in the same file, to see what the coupling changed.",
         ),
     ] = False,
+    overrides: Overrides = None,
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
     """Run a joint inversion and write one HDF5 result."""
     _setup_logging(verbose, quiet)
+    from .overrides import load_with_overrides
     from .progress import IterationPrinter
     from .runner import run as run_inversion
 
@@ -188,7 +200,7 @@ def run(
     result = _guarded(
         verbose,
         lambda: run_inversion(
-            config,
+            load_with_overrides(config, overrides),
             output=output,
             force=force,
             on_iteration=printer,
@@ -240,11 +252,12 @@ def diagnose(
 
 
 @app.command()
-def validate(config: ConfigArg, verbose: Verbose = False) -> None:
+def validate(config: ConfigArg, overrides: Overrides = None, verbose: Verbose = False) -> None:
     """Check the config and read every data file, without inverting."""
+    from .overrides import load_with_overrides
     from .validate import validate_config
 
-    summary = _guarded(verbose, lambda: validate_config(config))
+    summary = _guarded(verbose, lambda: validate_config(load_with_overrides(config, overrides)))
     typer.echo(summary)
 
 
