@@ -14,12 +14,38 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+
+
+class _NoHelpType:
+    """Click command mixin: the ``--help`` option shows no ``<bool>`` in the help."""
+
+    def get_help_option(self, ctx):  # type: ignore[no-untyped-def]
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Command(_NoHelpType, TyperCommand):
+    pass
+
+
+class _Group(_NoHelpType, TyperGroup):
+    pass
+
+
+def flag(*names: str, **kwargs: Any) -> Any:
+    """A boolean option: ``typer.Option`` without the ``<bool>`` typer's help shows."""
+    return typer.Option(*names, metavar="", **kwargs)
+
 
 app = typer.Typer(
     name="jointinv",
+    cls=_Group,
     help="Joint inversion of ERT, seismic traveltime and gravity data on a 2D profile.\n\n"
     "Exit codes: 0 success, 1 runtime failure, 2 usage, config or data error, "
     "3 conflict-test found a conflict, 4 batch in which a run failed.",
@@ -40,7 +66,7 @@ def _print_version(value: bool) -> None:
 def _root(
     version: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
@@ -50,8 +76,8 @@ def _root(
 
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file.", show_default=False)]
 ResultArg = Annotated[Path, typer.Argument(help="HDF5 result file.", show_default=False)]
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug log; tracebacks on errors.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+Verbose = Annotated[bool, flag("--verbose", "-v", help="Debug log; tracebacks on errors.")]
+Quiet = Annotated[bool, flag("--quiet", "-q", help="No progress output.")]
 Overrides = Annotated[
     list[str] | None,
     typer.Option(
@@ -86,10 +112,17 @@ def _say(label: str, message: str = "", style: str = "red") -> None:
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
-    from rich.logging import RichHandler
-
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    handler = RichHandler(console=_console(), show_path=False, show_time=False)
+    if verbose:
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(
+            console=_console(), show_path=False, show_time=False
+        )
+    else:
+        from .progress import StageHandler
+
+        handler = StageHandler(_console())
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
     if not verbose:
         for noisy in ("pyGIMLi", "Core", "matplotlib"):
@@ -146,16 +179,16 @@ def _interrupted_line(exc) -> str:
     return "; ".join(part for part in parts if part)
 
 
-@app.command()
+@app.command(cls=_Command)
 def run(
     config: ConfigArg,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="HDF5 result (default: output.path).")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing result.")] = False,
+    force: Annotated[bool, flag("--force", help="Overwrite an existing result.")] = False,
     resume: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--resume",
             help="Continue an interrupted run from its checkpoint (<output stem>.checkpoint.h5, "
             "written after every iteration); refused if made from another config.",
@@ -163,7 +196,7 @@ def run(
     ] = False,
     no_diagnostics: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--no-diagnostics",
             help="Skip the posterior diagnostics (std, resolution, coverage); "
             "'jointinv diagnose' computes them later.",
@@ -173,13 +206,14 @@ def run(
         list[str] | None,
         typer.Option(
             "--only",
+            metavar="MODALITY",
             help="Invert only this modality (repeat for several); couplings between the "
             "properties they sense stay.",
         ),
     ] = None,
     separate: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--separate",
             help="Also invert every modality alone with the same settings and write each "
             "under /separate/<modality> in the same file, to see what the coupling changed.",
@@ -215,7 +249,7 @@ def run(
     printer.finish(result, time.perf_counter() - started)
 
 
-@app.command()
+@app.command(cls=_Command)
 def diagnose(
     result: ResultArg,
     config: Annotated[
@@ -251,7 +285,7 @@ def diagnose(
         _console().print(f"wrote diagnostics into {result}", soft_wrap=True)
 
 
-@app.command()
+@app.command(cls=_Command)
 def validate(config: ConfigArg, overrides: Overrides = None, verbose: Verbose = False) -> None:
     """Check the config and read every data file, without inverting."""
     from .overrides import load_with_overrides
@@ -261,7 +295,7 @@ def validate(config: ConfigArg, overrides: Overrides = None, verbose: Verbose = 
     typer.echo(summary)
 
 
-@app.command()
+@app.command(cls=_Command)
 def schema() -> None:
     """Print the JSON schema of the config."""
     from .config import json_schema
@@ -269,7 +303,7 @@ def schema() -> None:
     typer.echo(json.dumps(json_schema(), indent=2))
 
 
-@app.command()
+@app.command(cls=_Command)
 def show(
     result: ResultArg,
     plot: Annotated[
@@ -282,7 +316,7 @@ def show(
     ] = None,
     no_doi_mask: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--no-doi-mask",
             help="Draw the sections at full strength (default: cells the data do not "
             "resolve, posterior/prior std > 0.8, are faded).",
@@ -310,7 +344,7 @@ def show(
     _guarded(verbose, _show)
 
 
-@app.command()
+@app.command(cls=_Command)
 def export(
     result: ResultArg,
     vtk: Annotated[
@@ -350,7 +384,7 @@ def export(
         typer.echo(f"wrote {path}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def batch(
     inputs: Annotated[
         list[str],
@@ -380,7 +414,7 @@ def batch(
     ] = Path("batch"),
     rerun: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--rerun", help="Run again runs whose complete result of the same config exists."
         ),
     ] = False,
@@ -419,7 +453,7 @@ def batch(
         raise typer.Exit(result.exit_code)
 
 
-@app.command("conflict-test")
+@app.command("conflict-test", cls=_Command)
 def conflict_test(
     config: ConfigArg,
     output: Annotated[

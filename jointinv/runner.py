@@ -26,6 +26,7 @@ from .inversion import InversionResult, IterationRecord
 from .objective import CrossGradient
 from .outputs import check_output, config_inputs, refuse_inputs
 from .problem import DATA_LABELS, Problem, build_problem
+from .progress import stage
 from .results import (
     SavedData,
     fill_data,
@@ -166,6 +167,7 @@ def run(
                     _fill_inversion(group, sep.problem, sep.inversion, only=sep.problem.sensed)
 
             interrupt.check()  # not after the result is written: it would be complete
+            stage("writing %s", target)
             write_atomic(target, _fill_all)
             checkpoints.remove()
     return RunResult(problem, inversion, models, chi2, target, posterior, alone, biases)
@@ -242,6 +244,7 @@ def _separate_runs(loaded: LoadedConfig, names: list[str]) -> dict[str, RunResul
     """Each modality inverted alone with the config's settings (no checkpoints)."""
     out = {}
     for name in names:
+        stage("separate inversion of %s", name)
         problem = build_problem(loaded, only=[name])
         inversion = _invert(problem, None)
         chi2 = dict(inversion.iterations[-1].chi2)
