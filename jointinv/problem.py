@@ -643,7 +643,8 @@ def setup_header(name: str, mesh: ModelMesh, datasets: dict[str, Dataset], confi
     spec = config.mesh
     lines = [
         f"{name}: mesh {nx} x {nz} cells ({int(mesh.active.sum())} active; core cells "
-        f"{spec.cell_size.dx:g} x {spec.cell_size.dz:g} m), {len(datasets)} modalities:"
+        f"{spec.cell_size.dx:g} x {spec.cell_size.dz:g} m), {len(datasets)} "
+        f"modalit{'y' if len(datasets) == 1 else 'ies'}:"
     ]
     width = max(len(k) for k in datasets)
     for key, ds in datasets.items():
