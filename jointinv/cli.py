@@ -296,6 +296,31 @@ def validate(config: ConfigArg, overrides: Overrides = None, verbose: Verbose = 
 
 
 @app.command(cls=_Command)
+def init(
+    data: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Data files: ERT .ohm/.dat (a b m n), traveltime .sgt (s g t), gravity "
+            ".csv/.obs/.grv.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The config file to write.")
+    ] = Path("config.yaml"),
+    force: Annotated[bool, flag("--force", help="Overwrite an existing config.")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Write an annotated config for your data files (mesh, properties and couplings
+    derived from the data), validated as 'jointinv validate' does."""
+    from .template import init_config
+
+    summary = _guarded(verbose, lambda: init_config(data, output, force=force))
+    typer.echo(f"wrote {output}")
+    typer.echo(summary)
+
+
+@app.command(cls=_Command)
 def schema() -> None:
     """Print the JSON schema of the config."""
     from .config import json_schema

@@ -59,7 +59,7 @@ def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
 
 def show_value(value: Any) -> str:
     """A value as it would be written in YAML, on one line."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=10**6)
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6, sort_keys=False)
     return text.replace("\n...\n", "").strip()
 
 

@@ -17,7 +17,9 @@ from jointinv.progress import IterationPrinter, StageHandler, stage
 
 from .conftest import Workspace, quickstart_mapping
 
-COMMANDS = ["run", "diagnose", "validate", "schema", "show", "export", "batch", "conflict-test"]
+COMMANDS = [
+    "run", "diagnose", "validate", "init", "schema", "show", "export", "batch", "conflict-test"
+]
 
 
 def console() -> tuple[Console, io.StringIO]:
