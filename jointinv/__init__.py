@@ -5,7 +5,9 @@ The library is usable from Python::
     import jointinv
     result = jointinv.run("configs/quickstart.yaml", force=True)
     result.chi2          # final χ² per modality
-    result.models        # physical models per property
+    result.models        # physical models per property (active cells)
+    result.model_grids   # the same on the (n_z, n_x) grid, NaN in air cells
+    result.plot()        # matplotlib figures by name; result.plot("velocity"): one
     jointinv.to_xarray(result)   # the models on (z, x) as an xarray.Dataset
 
 Heavy modules (engines) are imported on first use.

@@ -44,7 +44,6 @@ before anything starts, with one line naming the sweep file and the override.
 
 from __future__ import annotations
 
-import copy
 import csv
 import glob
 import itertools
@@ -73,9 +72,10 @@ from .checkpoint import (
     read_result_summary,
     result_hash,
 )
-from .config import LoadedConfig, from_mapping, load_config, read_yaml
+from .config import LoadedConfig, load_config, read_yaml
 from .errors import ConfigError, UserInputError
 from .outputs import atomic_path, check_writable_location, config_inputs, refuse_inputs
+from .overrides import apply_overrides, show_value
 
 log = logging.getLogger(__name__)
 
@@ -333,14 +333,11 @@ def expand_sweep(path: str | Path, raw: dict[str, Any] | None = None) -> list[Ru
     for i, combo in enumerate(combos, start=1):
         varying = dict(zip(grid, combo))
         overrides = {**fixed, **varying}
-        effective = copy.deepcopy(base_raw)
-        for key, value in overrides.items():
-            section = "grid" if key in varying else "set"
-            try:
-                set_dotted(effective, key, value)
-            except KeyError as exc:
-                raise UserInputError(f"{where}: {section}: {key}: {exc.args[0]}") from None
-        config = _validate_override(effective, overrides, varying, where)
+
+        def name(key: str, varying: dict[str, Any] = varying) -> str:
+            return f"{'grid' if key in varying else 'set'}: {key}"
+
+        effective, config = apply_overrides(base_raw, overrides, where, name)
         text = _provenance(path, i, overrides) + yaml.safe_dump(effective, sort_keys=False)
         loaded = LoadedConfig(config, base.path, text)
         spec = RunSpec(
@@ -365,97 +362,10 @@ def _mapping(value: Any, where: str, section: str) -> dict[str, Any]:
     return {str(k): v for k, v in value.items()}
 
 
-def _validate_override(
-    effective: dict[str, Any], overrides: dict[str, Any], varying: dict[str, Any], where: str
-) -> Any:
-    try:
-        return from_mapping(effective, where)
-    except ConfigError as exc:
-        field_path = exc.field or ""
-        blamed = [k for k in overrides if field_path == k or field_path.startswith(k + ".")]
-        blamed = blamed or [k for k in overrides if k.startswith(field_path + ".")] or []
-        if blamed:
-            key = blamed[0]
-            section = "grid" if key in varying else "set"
-            detail = exc.message if field_path == key else f"{field_path}: {exc.message}"
-            known = _known_keys(field_path) if exc.message == "unknown key" else None
-            if known:
-                detail += f" (known here: {', '.join(known)})"
-            raise UserInputError(
-                f"{where}: {section}: {key} = {_show(overrides[key])}: {detail}"
-            ) from None
-        combo = ", ".join(f"{k} = {_show(v)}" for k, v in overrides.items()) or "no overrides"
-        raise UserInputError(f"{where}: with {combo}: {field_path}: {exc.message}") from None
-
-
-def _show(value: Any) -> str:
-    """A value as it would be written in YAML, on one line."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=10**6)
-    return text.replace("\n...\n", "").strip()
-
-
-def _known_keys(dotted: str) -> list[str] | None:
-    """Keys the schema allows next to the last part of ``dotted`` (None if unknown)."""
-    import typing
-
-    from pydantic import BaseModel
-
-    from .config import Config
-
-    model: Any = Config
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        info = model.model_fields.get(part) if isinstance(model, type) else None
-        if info is None:
-            return None
-        annotation = info.annotation
-        for arg in (annotation, *typing.get_args(annotation)):
-            if isinstance(arg, type) and issubclass(arg, BaseModel):
-                model = arg
-                break
-        else:
-            return None
-    return sorted(model.model_fields) if isinstance(model, type) else None
-
-
 def _provenance(path: Path, index: int, overrides: dict[str, Any]) -> str:
     lines = [f"# jointinv batch: run {index} of sweep {path}"]
-    lines += [f"#   {k} = {_show(v).strip()}" for k, v in overrides.items()]
+    lines += [f"#   {k} = {show_value(v).strip()}" for k, v in overrides.items()]
     return "\n".join(lines) + "\n"
-
-
-def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set ``raw[a][b][0][c] = value`` for ``dotted = "a.b.0.c"`` (in place).
-
-    Missing mappings on the way are created (so defaults can be overridden);
-    list entries must exist.
-
-    Raises
-    ------
-    KeyError
-        With a message saying which part of the path is wrong.
-    """
-    parts = dotted.split(".")
-    if not all(parts):
-        raise KeyError("not a dotted path (empty part)")
-    node: Any = raw
-    for depth, key in enumerate(parts):
-        last = depth == len(parts) - 1
-        here = ".".join(parts[:depth]) or "the config"
-        if isinstance(node, list):
-            if not key.isdigit() or int(key) >= len(node):
-                raise KeyError(f"{here} is a list of {len(node)} entries; {key!r} is no index")
-            if last:
-                node[int(key)] = value
-            else:
-                node = node[int(key)]
-        elif isinstance(node, dict):
-            if last:
-                node[key] = value
-            else:
-                node = node.setdefault(key, {})
-        else:
-            raise KeyError(f"{here} is a value ({_show(node)}), not a mapping or list")
 
 
 # --- threads ---------------------------------------------------------------------
@@ -1079,7 +989,7 @@ def write_summary(outcomes: list[RunOutcome], path: Path) -> Path:
                     o.error,
                     o.stop_reason,
                     o.source,
-                    "; ".join(f"{k}={_show(v)}" for k, v in o.overrides.items()),
+                    "; ".join(f"{k}={show_value(v)}" for k, v in o.overrides.items()),
                 ]
             )
     return path

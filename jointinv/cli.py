@@ -14,12 +14,38 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+
+
+class _NoHelpType:
+    """Click command mixin: the ``--help`` option shows no ``<bool>`` in the help."""
+
+    def get_help_option(self, ctx):  # type: ignore[no-untyped-def]
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Command(_NoHelpType, TyperCommand):
+    pass
+
+
+class _Group(_NoHelpType, TyperGroup):
+    pass
+
+
+def flag(*names: str, **kwargs: Any) -> Any:
+    """A boolean option: ``typer.Option`` without the ``<bool>`` typer's help shows."""
+    return typer.Option(*names, metavar="", **kwargs)
+
 
 app = typer.Typer(
     name="jointinv",
+    cls=_Group,
     help="Joint inversion of ERT, seismic traveltime and gravity data on a 2D profile.\n\n"
     "Exit codes: 0 success, 1 runtime failure, 2 usage, config or data error, "
     "3 conflict-test found a conflict, 4 batch in which a run failed.",
@@ -40,7 +66,7 @@ def _print_version(value: bool) -> None:
 def _root(
     version: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
@@ -50,8 +76,18 @@ def _root(
 
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file.", show_default=False)]
 ResultArg = Annotated[Path, typer.Argument(help="HDF5 result file.", show_default=False)]
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug log; tracebacks on errors.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+Verbose = Annotated[bool, flag("--verbose", "-v", help="Debug log; tracebacks on errors.")]
+Quiet = Annotated[bool, flag("--quiet", "-q", help="No progress output.")]
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="Override a config value before validation (repeatable): a dotted path as in "
+        "sweep files, a YAML value, e.g. --set inversion.max_iterations=5 --set "
+        "coupling.0.weight=100 --set 'inversion.chi2_band=[0.9,1.1]'.",
+    ),
+]
 
 T = TypeVar("T")
 
@@ -76,10 +112,17 @@ def _say(label: str, message: str = "", style: str = "red") -> None:
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
-    from rich.logging import RichHandler
-
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    handler = RichHandler(console=_console(), show_path=False, show_time=False)
+    if verbose:
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(
+            console=_console(), show_path=False, show_time=False
+        )
+    else:
+        from .progress import StageHandler
+
+        handler = StageHandler(_console())
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
     if not verbose:
         for noisy in ("pyGIMLi", "Core", "matplotlib"):
@@ -136,16 +179,16 @@ def _interrupted_line(exc) -> str:
     return "; ".join(part for part in parts if part)
 
 
-@app.command()
+@app.command(cls=_Command)
 def run(
     config: ConfigArg,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="HDF5 result (default: output.path).")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing result.")] = False,
+    force: Annotated[bool, flag("--force", help="Overwrite an existing result.")] = False,
     resume: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--resume",
             help="Continue an interrupted run from its checkpoint (<output stem>.checkpoint.h5, "
             "written after every iteration); refused if made from another config.",
@@ -153,7 +196,7 @@ def run(
     ] = False,
     no_diagnostics: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--no-diagnostics",
             help="Skip the posterior diagnostics (std, resolution, coverage); "
             "'jointinv diagnose' computes them later.",
@@ -163,23 +206,26 @@ def run(
         list[str] | None,
         typer.Option(
             "--only",
+            metavar="MODALITY",
             help="Invert only this modality (repeat for several); couplings between the "
             "properties they sense stay.",
         ),
     ] = None,
     separate: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--separate",
             help="Also invert every modality alone with the same settings and write each "
             "under /separate/<modality> in the same file, to see what the coupling changed.",
         ),
     ] = False,
+    overrides: Overrides = None,
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
     """Run a joint inversion and write one HDF5 result."""
     _setup_logging(verbose, quiet)
+    from .overrides import load_with_overrides
     from .progress import IterationPrinter
     from .runner import run as run_inversion
 
@@ -188,7 +234,7 @@ def run(
     result = _guarded(
         verbose,
         lambda: run_inversion(
-            config,
+            load_with_overrides(config, overrides),
             output=output,
             force=force,
             on_iteration=printer,
@@ -203,7 +249,7 @@ def run(
     printer.finish(result, time.perf_counter() - started)
 
 
-@app.command()
+@app.command(cls=_Command)
 def diagnose(
     result: ResultArg,
     config: Annotated[
@@ -239,16 +285,42 @@ def diagnose(
         _console().print(f"wrote diagnostics into {result}", soft_wrap=True)
 
 
-@app.command()
-def validate(config: ConfigArg, verbose: Verbose = False) -> None:
+@app.command(cls=_Command)
+def validate(config: ConfigArg, overrides: Overrides = None, verbose: Verbose = False) -> None:
     """Check the config and read every data file, without inverting."""
+    from .overrides import load_with_overrides
     from .validate import validate_config
 
-    summary = _guarded(verbose, lambda: validate_config(config))
+    summary = _guarded(verbose, lambda: validate_config(load_with_overrides(config, overrides)))
     typer.echo(summary)
 
 
-@app.command()
+@app.command(cls=_Command)
+def init(
+    data: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Data files: ERT .ohm/.dat (a b m n), traveltime .sgt (s g t), gravity "
+            ".csv/.obs/.grv.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The config file to write.")
+    ] = Path("config.yaml"),
+    force: Annotated[bool, flag("--force", help="Overwrite an existing config.")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Write an annotated config for your data files (mesh, properties and couplings
+    derived from the data), validated as 'jointinv validate' does."""
+    from .template import init_config
+
+    summary = _guarded(verbose, lambda: init_config(data, output, force=force))
+    typer.echo(f"wrote {output}")
+    typer.echo(summary)
+
+
+@app.command(cls=_Command)
 def schema() -> None:
     """Print the JSON schema of the config."""
     from .config import json_schema
@@ -256,7 +328,7 @@ def schema() -> None:
     typer.echo(json.dumps(json_schema(), indent=2))
 
 
-@app.command()
+@app.command(cls=_Command)
 def show(
     result: ResultArg,
     plot: Annotated[
@@ -269,7 +341,7 @@ def show(
     ] = None,
     no_doi_mask: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--no-doi-mask",
             help="Draw the sections at full strength (default: cells the data do not "
             "resolve, posterior/prior std > 0.8, are faded).",
@@ -300,7 +372,7 @@ def show(
     _guarded(verbose, _show)
 
 
-@app.command()
+@app.command(cls=_Command)
 def export(
     result: ResultArg,
     vtk: Annotated[
@@ -359,7 +431,7 @@ def export(
         typer.echo(f"wrote {path}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def batch(
     inputs: Annotated[
         list[str],
@@ -389,7 +461,7 @@ def batch(
     ] = Path("batch"),
     rerun: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--rerun", help="Run again runs whose complete result of the same config exists."
         ),
     ] = False,
@@ -428,7 +500,7 @@ def batch(
         raise typer.Exit(result.exit_code)
 
 
-@app.command("conflict-test")
+@app.command("conflict-test", cls=_Command)
 def conflict_test(
     config: ConfigArg,
     output: Annotated[

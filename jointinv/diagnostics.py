@@ -42,6 +42,7 @@ from .mesh import ModelMesh
 from .objective import Objective
 from .posterior import LowRankUpdate, Posterior, PriorFactor, StackedJacobian, decompose_all
 from .problem import DATA_LABELS, Problem, build_problem, source_property
+from .progress import stage
 from .resultfile import open_result
 from .results import rewrite_atomic
 
@@ -233,10 +234,12 @@ def compute_diagnostics(
     started = time.perf_counter()
     objective = problem.objective
     m = np.asarray(model, dtype=float)
+    stage("diagnostics: Jacobians at the final model")
     jacobians = {t.name: t.weighted_jacobian(m) for t in objective.misfits}
     prior = PriorFactor(prior_precision(objective, m))
     prior_var = prior.inverse_diagonal()
     settings = dict(rank=rank, oversampling=oversampling, power_iterations=power_iterations)
+    stage("diagnostics: %d eigenpairs of each Hessian (joint and per modality)", rank)
     updates = decompose_all(jacobians, prior, **settings, rng=rng)
     for name, update in updates.items():
         _warn_if_truncated(name, update, rank)
@@ -246,6 +249,8 @@ def compute_diagnostics(
     scale = _std_scale(problem, m)
     blocks = problem.blocks
     coverage = {k: _coverage(problem, k, j) for k, j in jacobians.items()}
+    if probes:
+        stage("diagnostics: resolution from %d probes", probes)
     return Diagnostics(
         properties=[b.name for b in blocks],
         posterior_std=_per_property(problem, np.sqrt(np.maximum(var, 0.0)) * scale),

@@ -1,4 +1,4 @@
-"""PNG plots of the posterior diagnostics (``jointinv show --plot``).
+"""Figures of the posterior diagnostics (PNGs of ``jointinv show --plot``).
 
 Sections of posterior std (with its ratio to the prior std), resolution and
 coverage, each with the depth-of-investigation outline of the modality that
@@ -8,32 +8,35 @@ and a cross-plot of the properties.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from itertools import combinations
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .plotting import RESOLVED_STD_RATIO, display_units, draw_section, new_figure, save
+from .plotting import RESOLVED_STD_RATIO, display_units, draw_section, new_figure
 from .results import SavedResult
 
 
-def plot_diagnostics(saved: SavedResult, outdir: Path) -> list[Path]:
-    """Write every diagnostics plot of ``saved`` into ``outdir``; return the paths."""
+def diagnostics_makers(saved: SavedResult) -> dict[str, Callable[[], Any]]:
+    """Every diagnostics figure of ``saved`` by the name of its PNG, made when called
+    (none without diagnostics)."""
     d = saved.diagnostics
     if d is None:
-        return []
-    paths = []
+        return {}
+    makers: dict[str, Callable[[], Any]] = {}
     for prop in d.posterior_std:
-        paths.append(plot_posterior_std(saved, prop, outdir / f"posterior_std_{prop}.png"))
-        paths.append(plot_resolution(saved, prop, outdir / f"resolution_{prop}.png"))
+        makers[f"posterior_std_{prop}"] = partial(posterior_std_figure, saved, prop)
+        makers[f"resolution_{prop}"] = partial(resolution_figure, saved, prop)
     for name in d.coverage:
-        paths.append(plot_coverage(saved, name, outdir / f"coverage_{name}.png"))
+        makers[f"coverage_{name}"] = partial(coverage_figure, saved, name)
     for name in d.data_fit:
-        paths.append(plot_residuals(saved, name, outdir / f"residuals_{name}.png"))
-    paths.append(plot_eigenvalues(saved, outdir / "eigenvalues.png"))
+        makers[f"residuals_{name}"] = partial(residuals_figure, saved, name)
+    makers["eigenvalues"] = partial(eigenvalues_figure, saved)
     if len(d.correlation_properties) > 1:
-        paths.append(plot_crossplot(saved, outdir / "crossplot.png"))
-    return paths
+        makers["crossplot"] = partial(crossplot_figure, saved)
+    return makers
 
 
 # --- sections -------------------------------------------------------------------
@@ -59,7 +62,7 @@ def _section(saved: SavedResult, ax, values: np.ndarray, *, doi: str | None, **s
     return mesh
 
 
-def plot_posterior_std(saved: SavedResult, prop: str, path: Path) -> Path:
+def posterior_std_figure(saved: SavedResult, prop: str):
     """Posterior std of one property and its ratio to the prior std."""
     d = saved.diagnostics
     doi = _doi_modality(saved, prop)
@@ -80,7 +83,8 @@ def plot_posterior_std(saved: SavedResult, prop: str, path: Path) -> Path:
     axes[1].set_title(
         f"white: {RESOLVED_STD_RATIO:g}, above which the model section fades a cell", fontsize=9
     )
-    return save(fig, path)
+    return fig
+
 
 
 #: Side (cells) of the square window over which the resolution diagonal is averaged
@@ -105,7 +109,7 @@ def smoothed_resolution(saved: SavedResult, prop: str) -> np.ndarray:
     return np.where(weight > 0, mean, np.nan).ravel()
 
 
-def plot_resolution(saved: SavedResult, prop: str, path: Path) -> Path:
+def resolution_figure(saved: SavedResult, prop: str):
     """Diagonal of the model resolution matrix (locally averaged), log scale."""
     from matplotlib.colors import LogNorm
 
@@ -119,10 +123,11 @@ def plot_resolution(saved: SavedResult, prop: str, path: Path) -> Path:
     n = RESOLUTION_SMOOTHING
     probes = int(d.settings.get("probes", 0))
     ax.set_title(f"{prop}: resolution ({probes} probes; mean over {n} × {n} cells)", fontsize=10)
-    return save(fig, path)
+    return fig
 
 
-def plot_coverage(saved: SavedResult, name: str, path: Path) -> Path:
+
+def coverage_figure(saved: SavedResult, name: str):
     """log10 of one modality's coverage, relative to its core maximum, with its DOI."""
     d = saved.diagnostics
     cov = d.coverage[name]
@@ -135,11 +140,12 @@ def plot_coverage(saved: SavedResult, name: str, path: Path) -> Path:
     m = _section(saved, ax, rel, doi=name, cmap="plasma", vmin=-4, vmax=0, shading="flat")
     fig.colorbar(m, ax=ax, label="log10(relative coverage)")
     ax.set_title(f"{name}: coverage of {d.coverage_property[name]} (dashed: DOI)")
-    return save(fig, path)
+    return fig
+
 
 
 # --- data and spectra -------------------------------------------------------------
-def plot_residuals(saved: SavedResult, name: str, path: Path) -> Path:
+def residuals_figure(saved: SavedResult, name: str):
     """Normalized residuals per datum and their histogram against N(0, 1)."""
     fit = saved.diagnostics.data_fit[name]
     r = fit.normalized_residual
@@ -157,10 +163,11 @@ def plot_residuals(saved: SavedResult, name: str, path: Path) -> Path:
     ax2.set_xlabel("normalized residual")
     ax2.set_title(f"beyond 3σ: {100 * fit.fraction_beyond_3sigma:.1f} %")
     ax2.legend()
-    return save(fig, path)
+    return fig
 
 
-def plot_eigenvalues(saved: SavedResult, path: Path) -> Path:
+
+def eigenvalues_figure(saved: SavedResult):
     """Eigenvalues of the prior-preconditioned data-misfit Hessians."""
     fig = new_figure((6, 4))
     ax = fig.add_subplot()
@@ -171,10 +178,11 @@ def plot_eigenvalues(saved: SavedResult, path: Path) -> Path:
     ax.set_xlabel("index")
     ax.set_ylabel("λ (data information / prior)")
     ax.legend()
-    return save(fig, path)
+    return fig
 
 
-def plot_crossplot(saved: SavedResult, path: Path) -> Path:
+
+def crossplot_figure(saved: SavedResult):
     """Every pair of properties (own transform) over the core cells, with the correlation."""
     d = saved.diagnostics
     props = d.correlation_properties
@@ -189,7 +197,8 @@ def plot_crossplot(saved: SavedResult, path: Path) -> Path:
         ax.set_xlabel(_axis_label(saved, a))
         ax.set_ylabel(_axis_label(saved, b))
         ax.set_title(f"r = {d.correlation[i, j]:.2f}")
-    return save(fig, path)
+    return fig
+
 
 
 def _axis_label(saved: SavedResult, prop: str) -> str:

@@ -16,7 +16,10 @@ instead of the ERT and traveltime plots.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +35,13 @@ MISFIT_CLIP = 3.0
 def plot_fits(saved: SavedResult, outdir: Path) -> list[Path]:
     """Write ``fit_<modality>.png`` for every modality that can be drawn; return the
     paths (one logged line for each that cannot)."""
-    paths = []
+    return [save(make(), Path(outdir) / f"{n}.png") for n, make in fit_makers(saved).items()]
+
+
+def fit_makers(saved: SavedResult) -> dict[str, Callable[[], Any]]:
+    """The data-fit figure of every modality that can be drawn, by the name of its PNG
+    (``fit_<modality>``), made when called; one logged line for each that cannot."""
+    makers = {}
     for name, data in saved.data.items():
         draw = FIT_PLOTS.get(data.kind)
         if draw is None:
@@ -42,8 +51,8 @@ def plot_fits(saved: SavedResult, outdir: Path) -> list[Path]:
         if problem:
             log.warning("%s: data-fit plot skipped: %s", name, problem)
             continue
-        paths.append(save(draw(name, data), Path(outdir) / f"fit_{name}.png"))
-    return paths
+        makers[f"fit_{name}"] = partial(draw, name, data)
+    return makers
 
 
 #: The index datasets each kind needs, and which of them may be 0 (a remote electrode).

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -94,21 +97,60 @@ def plot_result(saved: SavedResult, outdir: str | Path, *, doi_mask: bool = True
     With ``doi_mask`` (and diagnostics), the cells a section's data do not resolve
     (see :func:`unresolved_cells`) are faded.
     """
-    from .fit_plots import plot_fits
-
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    paths = [
-        plot_section(saved, name, outdir / f"model_{name}.png", doi_mask=doi_mask)
-        for name in saved.models
-    ]
-    paths.extend(plot_fits(saved, outdir))
-    paths.append(plot_convergence(saved, outdir / "convergence.png"))
-    if saved.diagnostics is not None:
-        from .diagnostics_plots import plot_diagnostics
+    makers = figure_makers(saved, doi_mask=doi_mask)
+    return [save(make(), outdir / f"{name}.png") for name, make in makers.items()]
 
-        paths.extend(plot_diagnostics(saved, outdir))
-    return paths
+
+def figure_makers(saved: SavedResult, *, doi_mask: bool = True) -> dict[str, Callable[[], Any]]:
+    """Every figure of a result by the name of its PNG (``model_<property>``,
+    ``fit_<modality>``, ``convergence`` and, with diagnostics, ``posterior_std_<property>``,
+    ``resolution_<property>``, ``coverage_<modality>``, ``residuals_<modality>``,
+    ``eigenvalues``, ``crossplot``), each made when called."""
+    from .diagnostics_plots import diagnostics_makers
+    from .fit_plots import fit_makers
+
+    makers: dict[str, Callable[[], Any]] = {
+        f"model_{name}": partial(section_figure, saved, name, doi_mask=doi_mask)
+        for name in saved.models
+    }
+    makers.update(fit_makers(saved))
+    makers["convergence"] = partial(convergence_figure, saved)
+    makers.update(diagnostics_makers(saved))
+    return makers
+
+
+def figures(saved: SavedResult, which: str | None = None, *, doi_mask: bool = True) -> Any:
+    """The figures of a result (``SavedResult.plot`` and ``RunResult.plot``).
+
+    Parameters
+    ----------
+    which : str, optional
+        One figure: the name of its PNG (see :func:`figure_makers`: ``model_velocity``,
+        ``fit_ert``, ``convergence``, ...), or a property (its model section) or a
+        modality (its data fit). Default: every figure.
+    doi_mask : bool
+        Fade the cells the data do not resolve in the model sections.
+
+    Returns
+    -------
+    matplotlib.figure.Figure, or dict of them by name when ``which`` is None
+        Figures on their own Agg canvas (no pyplot): show one in a notebook by
+        leaving it as the cell's value, or save it with ``fig.savefig(path)``.
+
+    Raises
+    ------
+    KeyError
+        ``which`` names no figure; the message lists those there are.
+    """
+    makers = figure_makers(saved, doi_mask=doi_mask)
+    if which is None:
+        return {name: make() for name, make in makers.items()}
+    for name in (which, f"model_{which}", f"fit_{which}"):
+        if name in makers:
+            return makers[name]()
+    raise KeyError(f"no figure {which!r}; there are: {', '.join(makers)}")
 
 
 # --- sections ------------------------------------------------------------------

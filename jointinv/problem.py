@@ -31,6 +31,7 @@ from .objective import (
 )
 from .operators import EngineClock, ForwardOperator
 from .petrophysics import RelationMap
+from .progress import stage
 
 log = logging.getLogger(__name__)
 
@@ -632,6 +633,26 @@ def build_couplings(
     return terms, auto
 
 
+#: what computes each kind of data (for the progress lines)
+ENGINES = {"ert": "pyGIMLi ERT", "traveltime": "pyGIMLi traveltime", "gravity": "SimPEG gravity"}
+
+
+def setup_header(name: str, mesh: ModelMesh, datasets: dict[str, Dataset], config: Config) -> str:
+    """The lines that open a run: the config, the mesh and each modality's data."""
+    nx, nz = mesh.shape
+    spec = config.mesh
+    lines = [
+        f"{name}: mesh {nx} x {nz} cells ({int(mesh.active.sum())} active; core cells "
+        f"{spec.cell_size.dx:g} x {spec.cell_size.dz:g} m), {len(datasets)} "
+        f"modalit{'y' if len(datasets) == 1 else 'ies'}:"
+    ]
+    width = max(len(k) for k in datasets)
+    for key, ds in datasets.items():
+        prop = config.modalities[key].property
+        lines.append(f"  {key:<{width}} {len(ds.observed):6d} {ds.kind} data -> {prop}")
+    return "\n".join(lines)
+
+
 def build_problem(
     loaded: LoadedConfig, *, only: list[str] | None = None, biases: bool = True
 ) -> Problem:
@@ -659,10 +680,13 @@ def build_problem(
     if only is not None:
         datasets = {k: v for k, v in datasets.items() if k in only}
     tolerance = sensor_tolerance(config)
+    for ds in datasets.values():
+        check_sensors(mesh, ds, loaded.name)
+    stage(setup_header(loaded.name, mesh, datasets, config))  # once the inputs are checked
     misfits, clocks = [], []
     for name, ds in datasets.items():
         modality = config.modalities[name]
-        check_sensors(mesh, ds, loaded.name)
+        stage("%s: building the %s engine", name, ENGINES[ds.kind])
         sim = build_simulation(
             ds.kind, mesh, ds.survey, modality.options, sensor_tolerance=tolerance
         )

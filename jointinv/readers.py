@@ -1214,3 +1214,30 @@ def read_gravity(path: str | Path, profile: ProfileLine | None = None) -> Gravit
             f"or x,y,z,gz[,err]) or UBC-GIF .obs/.grv (E N Elev gz std)",
         )
     return reader(path, profile)
+
+
+def data_kind(path: str | Path) -> str:
+    """The kind of data a file holds: ``gravity`` by its suffix (``.csv``, ``.obs``,
+    ``.grv``), ``ert`` or ``traveltime`` for a unified-format file by the columns its
+    data token line names (``a b m n ...`` or ``s g t ...``).
+
+    Raises
+    ------
+    DataError
+        The file cannot be read as either, naming the file and line.
+    """
+    path = Path(path)
+    if path.suffix.lower() in _GRAVITY_READERS:
+        return "gravity"
+    unified = _read_unified(path, "traveltime" if path.suffix.lower() == ".sgt" else "ERT")
+    names = {t.name for t in unified.tokens}
+    if {"a", "m"} <= names:
+        return "ert"
+    if {"s", "g"} <= names:
+        return "traveltime"
+    raise DataError(
+        unified.source,
+        unified.token_line,
+        f"the data columns '{unified.token_list()}' are neither ERT (a b m n ...) nor "
+        f"traveltime (s g t ...); gravity files end in .csv, .obs or .grv",
+    )

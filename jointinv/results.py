@@ -106,6 +106,21 @@ class SavedResult:
         """(n_z, n_x): the shape of the cell arrays."""
         return len(self.nodes_z) - 1, len(self.nodes_x) - 1
 
+    @builtins.property
+    def model_grids(self) -> dict[str, np.ndarray]:
+        """Every model as an (n_z, n_x) array (z from the bottom up, physical units),
+        NaN in inactive (air) cells: ``/models/<property>`` of the file."""
+        return {name: values.reshape(self.shape) for name, values in self.models.items()}
+
+    def plot(self, which: str | None = None, *, doi_mask: bool = True) -> Any:
+        """Matplotlib figures of this result, those ``jointinv show --plot`` writes:
+        every figure by name (a dict), or the one ``which`` names (a property, a
+        modality, or a PNG name such as ``convergence``); see
+        :func:`jointinv.plotting.figures`. No pyplot: the backend is left alone."""
+        from .plotting import figures
+
+        return figures(self, which, doi_mask=doi_mask)
+
 
 def mesh_active(
     nodes_x: np.ndarray, nodes_z: np.ndarray, active: np.ndarray | None = None
@@ -260,51 +275,57 @@ def read_result(path: str | Path) -> SavedResult:
         :func:`jointinv.resultfile.open_result`.
     """
     with open_result(path) as f:
-        meta = dict(f["meta"].attrs)
-        nodes_x, nodes_z = f["mesh/nodes_x"][()], f["mesh/nodes_z"][()]
-        mesh = f["mesh"]
-        active = mesh_active(nodes_x, nodes_z, mesh["active"][()] if "active" in mesh else None)
-        surface = mesh["surface"][()] if "surface" in mesh else None
-        core = mesh["core_mask"][()] if "core_mask" in mesh else None
-        stored = variables(f["models"])
-        models = {k: _masked(d[()], active) for k, d in stored.items()}
-        units = {k: str(d.attrs["units"]) for k, d in stored.items()}
-        transforms = {k: str(d.attrs["transform"]) for k, d in stored.items()}
-        data = {
-            k: SavedData(
-                observed=g["observed"][()],
-                predicted=g["predicted"][()],
-                std=g["std"][()],
-                sensors=g["sensors"][()],
-                kind=str(g.attrs["kind"]),
-                units=str(g.attrs["units"]),
-                chi2=float(g.attrs["chi2"]),
-                property=str(g.attrs.get("property", "")),
-                indices={i: g[i][()] for i in INDEX_NAMES if i in g},
-                chi2_target=float(g.attrs["chi2_target"]) if "chi2_target" in g.attrs else None,
-            )
-            for k, g in f["data"].items()
-        }
-        iterations: dict[str, Any] = {}
-        f["iterations"].visititems(
-            lambda key, obj: (
-                iterations.__setitem__(key, obj[()]) if isinstance(obj, h5py.Dataset) else None
-            )
+        return result_from_file(f)
+
+
+def result_from_file(f: h5py.File) -> SavedResult:
+    """A result from an open HDF5 file of the result layout (:func:`read_result` checks
+    a file with :func:`~jointinv.resultfile.open_result` first)."""
+    meta = dict(f["meta"].attrs)
+    nodes_x, nodes_z = f["mesh/nodes_x"][()], f["mesh/nodes_z"][()]
+    mesh = f["mesh"]
+    active = mesh_active(nodes_x, nodes_z, mesh["active"][()] if "active" in mesh else None)
+    surface = mesh["surface"][()] if "surface" in mesh else None
+    core = mesh["core_mask"][()] if "core_mask" in mesh else None
+    stored = variables(f["models"])
+    models = {k: _masked(d[()], active) for k, d in stored.items()}
+    units = {k: str(d.attrs["units"]) for k, d in stored.items()}
+    transforms = {k: str(d.attrs["transform"]) for k, d in stored.items()}
+    data = {
+        k: SavedData(
+            observed=g["observed"][()],
+            predicted=g["predicted"][()],
+            std=g["std"][()],
+            sensors=g["sensors"][()],
+            kind=str(g.attrs["kind"]),
+            units=str(g.attrs["units"]),
+            chi2=float(g.attrs["chi2"]),
+            property=str(g.attrs.get("property", "")),
+            indices={i: g[i][()] for i in INDEX_NAMES if i in g},
+            chi2_target=float(g.attrs["chi2_target"]) if "chi2_target" in g.attrs else None,
         )
-        return SavedResult(
-            meta=meta,
-            nodes_x=nodes_x,
-            nodes_z=nodes_z,
-            models=models,
-            model_units=units,
-            model_transforms=transforms,
-            data=data,
-            iterations=iterations,
-            diagnostics=read_diagnostics(f),
-            active=active,
-            surface=surface,
-            core=core,
+        for k, g in f["data"].items()
+    }
+    iterations: dict[str, Any] = {}
+    f["iterations"].visititems(
+        lambda key, obj: (
+            iterations.__setitem__(key, obj[()]) if isinstance(obj, h5py.Dataset) else None
         )
+    )
+    return SavedResult(
+        meta=meta,
+        nodes_x=nodes_x,
+        nodes_z=nodes_z,
+        models=models,
+        model_units=units,
+        model_transforms=transforms,
+        data=data,
+        iterations=iterations,
+        diagnostics=read_diagnostics(f),
+        active=active,
+        surface=surface,
+        core=core,
+    )
 
 
 def _masked(values: np.ndarray, active: np.ndarray) -> np.ndarray:

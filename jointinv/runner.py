@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -27,13 +28,16 @@ from .inversion import InversionResult, IterationRecord
 from .objective import CrossGradient
 from .outputs import check_output, config_inputs, refuse_inputs
 from .problem import DATA_LABELS, Problem, build_problem
+from .progress import stage
 from .results import (
     SavedData,
+    SavedResult,
     fill_data,
     fill_iterations,
     fill_mesh,
     fill_meta,
     fill_model,
+    result_from_file,
     write_atomic,
 )
 from .schedule import build_minimizer
@@ -63,6 +67,13 @@ class RunResult:
     biases : list of BiasEstimate
         The declared bias parameters (``modalities.<name>.biases``) at the final
         model, each with its linearised posterior σ (reported units).
+    meta : dict
+        What ``/meta`` of the result file holds (config text, versions, times, stop
+        reason, χ² band report); empty for the ``separate`` runs.
+
+    ``model_grids`` gives the models on the full (n_z, n_x) grid as the file stores
+    them, ``plot()`` the figures of ``jointinv show --plot`` and ``as_saved()`` the
+    :class:`~jointinv.results.SavedResult` its file reads as.
     """
 
     problem: Problem
@@ -73,6 +84,38 @@ class RunResult:
     diagnostics: Diagnostics | None = None
     separate: dict[str, RunResult] = field(default_factory=dict)
     biases: list[Any] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    _saved: SavedResult | None = field(default=None, init=False, repr=False, compare=False)
+
+    def as_saved(self) -> SavedResult:
+        """This result as :func:`~jointinv.results.read_result` reads its file: made in
+        memory by the same writer and reader (``meta`` holds what the run knows), so
+        models, data, iterations and diagnostics equal those of the file."""
+        if self._saved is None:
+            with h5py.File(io.BytesIO(), "w") as f:
+                fill_meta(f, self.meta)
+                _fill_mesh(f, self.problem)
+                _fill_inversion(f, self.problem, self.inversion, only=set(self.models))
+                if self.diagnostics is not None:
+                    fill_diagnostics(f, self.diagnostics)
+                self._saved = result_from_file(f)
+        return self._saved
+
+    @property
+    def model_grids(self) -> dict[str, np.ndarray]:
+        """Every model as an (n_z, n_x) array (z from the bottom up, physical units),
+        NaN in inactive (air) cells, as in the result file (``models`` holds the
+        active cells only)."""
+        mesh = self.problem.mesh
+        nx, nz = mesh.shape
+        return {name: mesh.full(values).reshape(nz, nx) for name, values in self.models.items()}
+
+    def plot(self, which: str | None = None, *, doi_mask: bool = True) -> Any:
+        """Matplotlib figures of this result, those ``jointinv show --plot`` writes:
+        every figure by name (a dict), or the one ``which`` names (a property, a
+        modality, or a PNG name such as ``convergence``); see
+        :func:`jointinv.plotting.figures`. No pyplot: the backend is left alone."""
+        return self.as_saved().plot(which, doi_mask=doi_mask)
 
 
 def output_path(loaded: LoadedConfig, output: str | Path | None) -> Path:
@@ -152,8 +195,8 @@ def run(
         posterior = _diagnostics(problem, inversion.model) if wanted else None
         biases = bias_estimates(problem, inversion.model)
         alone = _separate_runs(loaded, list(problem.datasets)) if separate else {}
+        meta = {**_meta(loaded, started, inversion, command_line), "config_hash": digest}
         if target is not None:
-            meta = {**_meta(loaded, started, inversion, command_line), "config_hash": digest}
 
             def _fill_all(f) -> None:
                 _fill(f, problem, inversion, meta)
@@ -167,9 +210,10 @@ def run(
                     _fill_inversion(group, sep.problem, sep.inversion, only=sep.problem.sensed)
 
             interrupt.check()  # not after the result is written: it would be complete
+            stage("writing %s", target)
             write_atomic(target, _fill_all)
             checkpoints.remove()
-    return RunResult(problem, inversion, models, chi2, target, posterior, alone, biases)
+    return RunResult(problem, inversion, models, chi2, target, posterior, alone, biases, meta)
 
 
 def check_run_output(loaded: LoadedConfig, target: Path, *, force: bool = False) -> None:
@@ -244,6 +288,7 @@ def _separate_runs(loaded: LoadedConfig, names: list[str]) -> dict[str, RunResul
     """Each modality inverted alone with the config's settings (no checkpoints)."""
     out = {}
     for name in names:
+        stage("separate inversion of %s", name)
         problem = build_problem(loaded, only=[name])
         inversion = _invert(problem, None)
         chi2 = dict(inversion.iterations[-1].chi2)
@@ -389,6 +434,11 @@ def band_report(config, inversion: InversionResult) -> dict[str, object]:
 
 def _fill(f, problem: Problem, inversion: InversionResult, meta: dict[str, object]) -> None:
     fill_meta(f, meta)
+    _fill_mesh(f, problem)
+    _fill_inversion(f, problem, inversion)
+
+
+def _fill_mesh(f, problem: Problem) -> None:
     mesh = problem.mesh
     fill_mesh(
         f,
@@ -398,7 +448,6 @@ def _fill(f, problem: Problem, inversion: InversionResult, meta: dict[str, objec
         active=mesh.active.reshape(mesh.shape[::-1]),
         surface=mesh.surface,
     )
-    _fill_inversion(f, problem, inversion)
 
 
 def _fill_inversion(

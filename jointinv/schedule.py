@@ -61,6 +61,7 @@ import numpy as np
 
 from .inversion import GaussNewton, IterationRecord, Stopping, estimate_beta0, largest_eigenvalue
 from .objective import CrossGradient, Objective
+from .progress import stage
 
 log = logging.getLogger(__name__)
 
@@ -310,6 +311,8 @@ def build_minimizer(
             t.weight = weights.get(t.name, 1.0)
     elif tradeoff.balance and settings.initial_scaling:
         tradeoff.scale_initial(m0, rng)
+    if beta0 is None and inversion.beta.initial is None:
+        stage("beta0 from the Jacobians at the starting model")
     if beta0 is None:
         beta0 = inversion.beta.initial or estimate_beta0(
             objective, m0, ratio=inversion.beta.initial_ratio, rng=rng

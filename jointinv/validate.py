@@ -7,18 +7,18 @@ from pathlib import Path
 import numpy as np
 
 from .bias import declared_blocks
-from .config import load_config
+from .config import LoadedConfig, as_loaded
 from .problem import build_mesh, check_sensors, load_datasets, petrophysical_cell_weights
 
 
-def validate_config(path: str | Path) -> str:
+def validate_config(path: str | Path | LoadedConfig) -> str:
     """Validate the config, read every data file, check sensors against the mesh
     and that the data can carry the declared biases.
 
     Returns a short summary; raises a :class:`~jointinv.errors.UserInputError`
     on the first problem.
     """
-    loaded = load_config(path)
+    loaded = as_loaded(path)
     datasets = load_datasets(loaded)
     declared_blocks(loaded.config.conflict.biases, datasets)  # e.g. loop_offset needs loops
     own = {n: m.biases for n, m in loaded.config.modalities.items() if m.biases}

@@ -20,7 +20,6 @@ from jointinv.batch import (
     expand_inputs,
     expand_sweep,
     run_batch,
-    set_dotted,
     thread_budget,
     thread_report,
     threads_per_worker,
@@ -138,17 +137,6 @@ def test_bad_sweep_keys(workspace: Workspace):
     sweep = workspace.text("sweep.yaml", "base: nothere.yaml\ngrid:\n  inversion.seed: [1]\n")
     with pytest.raises(UserInputError, match=re.escape("sweep.yaml: base: nothere.yaml:")):
         expand_sweep(sweep)
-
-
-def test_set_dotted():
-    raw = {"a": {"b": [{"c": 1}]}}
-    set_dotted(raw, "a.b.0.c", 2)
-    set_dotted(raw, "x.y", 3)
-    assert raw == {"a": {"b": [{"c": 2}]}, "x": {"y": 3}}
-    with pytest.raises(KeyError, match="a.b is a list of 1 entries"):
-        set_dotted(raw, "a.b.1.c", 0)
-    with pytest.raises(KeyError, match="a.b.0.c is a value"):
-        set_dotted(raw, "a.b.0.c.d", 0)
 
 
 def test_missing_input_is_a_usage_error(workspace: Workspace):

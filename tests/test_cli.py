@@ -463,7 +463,8 @@ def test_run_end_to_end(gravity_run):
     assert out.is_file()
     err = proc.stderr
     assert "Traceback" not in err
-    assert re.search(r"^it +0 ", err, re.M)
+    assert re.search(r"^ +it +β +χ² gravity +step +seconds$", err, re.M)
+    assert re.search(r"^ +0 .* - +\d+\.\d$", err, re.M)
     assert "every modality reached its χ² target (none below 0.8 × target)" in err
     assert f"wrote {out}" in err
     # each log record once (pyGIMLi adds a root handler of its own on import)
