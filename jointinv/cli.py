@@ -389,7 +389,7 @@ def export(
     ] = None,
     with_padding: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--with-padding",
             help="CSV: every cell below the surface, the padding too (column core: 1 in "
             "the core region).",
