@@ -45,8 +45,14 @@ class CoreRegion(_Strict):
 
 
 class CellSize(_Strict):
-    dx: PositiveFloat = Field(description="Core cell width (m).")
-    dz: PositiveFloat = Field(description="Core cell height (m).")
+    dx: PositiveFloat = Field(
+        description="Core cell width (m). Flat surface: when an electrode or geophone is "
+        "off this grid, the core is divided at the sensors instead, into cells as close "
+        "to dx as their spacing allows."
+    )
+    dz: PositiveFloat = Field(
+        description="Core cell height (m); buried sensors off this grid divide it likewise."
+    )
 
 
 class Padding(_Strict):
