@@ -45,8 +45,14 @@ class CoreRegion(_Strict):
 
 
 class CellSize(_Strict):
-    dx: PositiveFloat = Field(description="Core cell width (m).")
-    dz: PositiveFloat = Field(description="Core cell height (m).")
+    dx: PositiveFloat = Field(
+        description="Core cell width (m). Flat surface: when an electrode or geophone is "
+        "off this grid, the core is divided at the sensors instead, into cells as close "
+        "to dx as their spacing allows."
+    )
+    dz: PositiveFloat = Field(
+        description="Core cell height (m); buried sensors off this grid divide it likewise."
+    )
 
 
 class Padding(_Strict):
@@ -427,7 +433,7 @@ class CgSettings(_Strict):
 
 class BalancingConfig(_Strict):
     """Per-modality weights, so that every modality lands on its own χ² target
-    (README: "How a run reaches its targets")."""
+    (docs/choosing.md: "How a run reaches its targets")."""
 
     enabled: bool = Field(
         True,
@@ -456,7 +462,7 @@ class InversionConfig(_Strict):
         3.0,
         description="κ of the default weight of couplings declared without 'weight': the "
         "smoothness a cross-gradient adds along the other property's structure, relative to "
-        "the regularization's (README: Couplings).",
+        "the regularization's (docs/choosing.md: Choosing the coupling weight).",
     )
     beta: BetaSchedule = BetaSchedule()
     cg: CgSettings = CgSettings()
@@ -465,7 +471,8 @@ class InversionConfig(_Strict):
         True,
         description="Levenberg-Marquardt damping of the Gauss-Newton step, raised after a "
         "step that gained less than a quarter of its predicted decrease and lowered after "
-        "one that gained more than three quarters (README: How a run reaches its targets).",
+        "one that gained more than three quarters (docs/choosing.md: How a run reaches its "
+        "targets).",
     )
     stagnation_tolerance: Annotated[float, Field(ge=0, lt=1)] = Field(
         1e-3, description="Stop when Φ decreases by less than this fraction in one iteration."
@@ -487,7 +494,7 @@ class OutputConfig(_Strict):
 
 
 class DiagnosticsConfig(_Strict):
-    """Posterior diagnostics at the final model (README: Posterior diagnostics)."""
+    """Posterior diagnostics at the final model (docs/diagnostics.md)."""
 
     enabled: bool = Field(True, description="Compute them after the inversion.")
     rank: Annotated[int, Field(ge=1)] = Field(
@@ -508,7 +515,7 @@ class DiagnosticsConfig(_Strict):
 
 
 class ConflictConfig(_Strict):
-    """``jointinv conflict-test`` (README: Conflict test)."""
+    """``jointinv conflict-test`` (docs/conflict.md)."""
 
     alpha: Annotated[float, Field(gt=0, lt=1)] = Field(0.05, description="Significance level.")
     bootstrap: Annotated[int, Field(ge=0)] = Field(

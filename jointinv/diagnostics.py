@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 #: Defaults: the ``diagnostics`` section of the config. The rank (400) was
 #: chosen on the quick start, where the posterior std at rank 400 is within
-#: 1e-7 of the full-rank one (rank 300: 0.4 %, rank 200: 15 %); see the README.
+#: 1e-7 of the full-rank one (rank 300: 0.4 %, rank 200: 15 %); see docs/diagnostics.md.
 DEFAULTS = DiagnosticsConfig()
 #: A decomposition whose smallest kept eigenvalue is above this is reported as
 #: truncated: the directions left out would each remove more than ~9 % of

@@ -9,7 +9,11 @@ the regularization and the couplings.
 
 The mesh is a discretize :class:`~discretize.TensorMesh`: a core region of
 uniform cells and padding cells whose size grows geometrically towards the
-left, right and bottom. There is no padding above the surface. Cells are
+left, right and bottom. There is no padding above the surface. On a flat
+surface every electrode and geophone must be a node (the ERT and traveltime
+engines work on these nodes): when one is off the uniform grid, the core is
+divided at the sensors instead, each interval into equal cells as close to the
+cell size as its length allows (:attr:`MeshSpec.nodes_at_x`). Cells are
 ordered with ``x`` fastest (discretize's convention); every property of the
 joint model lives on the active cells, in that order.
 """
@@ -31,6 +35,8 @@ from .errors import UserInputError
 MAX_CELLS = 2_000_000
 #: Environment variable that overrides :data:`MAX_CELLS` (a positive integer).
 MAX_CELLS_ENV = "JOINTINV_MAX_CELLS"
+#: Positions closer than this (m) to a node, or to each other, share that node.
+NODE_TOLERANCE = 1e-3
 
 
 def max_cells() -> int:
@@ -87,6 +93,13 @@ class MeshSpec:
         Number of padding cells on the left/right and at the bottom.
     pad_factor : float
         Growth factor of consecutive padding cells.
+    nodes_at_x, nodes_at_z : tuple of float
+        Positions that must be nodes of a flat mesh's core: the electrodes' and
+        geophones' x (m) and z (m, up, surface at 0). When one is off the uniform
+        grid (by more than :data:`NODE_TOLERANCE`), that axis of the core runs
+        exactly from ``x_min`` to ``x_max`` (0 to ``-depth``) with a node at every
+        one of them, each interval divided into ``round(length / dx)`` (at least
+        one) equal cells. Positions outside the core are ignored.
     """
 
     x_min: float
@@ -97,16 +110,26 @@ class MeshSpec:
     n_pad_x: int = 8
     n_pad_z: int = 8
     pad_factor: float = 1.4
+    nodes_at_x: tuple[float, ...] = ()
+    nodes_at_z: tuple[float, ...] = ()
+
+    def segments(self, relief: float | None = None) -> tuple[Segments, Segments]:
+        """The core's intervals along x (m from ``x_min``) and z (m below the top).
+        With topography (``relief``: the surface's relief, m) z is uniform down to
+        ``depth`` below the lowest point of the surface."""
+        x = _segments(self.x_max - self.x_min, self.dx, np.subtract(self.nodes_at_x, self.x_min))
+        if relief is None:
+            return x, _segments(self.depth, self.dz, np.negative(self.nodes_at_z))
+        with np.errstate(over="ignore"):
+            n_z = float(np.ceil((relief + self.depth) / self.dz - 1e-9))
+        return x, Segments(np.array([n_z * self.dz]), np.array([n_z]), np.array([self.dz]))
 
     def core_shape(self, relief: float | None = None) -> tuple[float, float]:
         """Core cells along x and z; ``relief`` (m): the surface's relief with
         topography (the core reaches ``depth`` below its lowest point), None when
         flat. Floats, so that an absurd spec gives inf rather than an overflow."""
-        with np.errstate(over="ignore"):
-            n_x = float(np.round((self.x_max - self.x_min) / self.dx))
-            if relief is None:
-                return n_x, float(np.round(self.depth / self.dz))
-            return n_x, float(np.ceil((relief + self.depth) / self.dz - 1e-9))
+        x, z = self.segments(relief)
+        return float(x.counts.sum()), float(z.counts.sum())
 
     def n_cells(self, relief: float | None = None) -> float:
         """Cells of the mesh, core and padding (active or not), without allocating it."""
@@ -119,6 +142,40 @@ class MeshSpec:
         limit = max_cells()
         if not self.n_cells(relief) <= limit:  # also catches inf and nan
             raise MeshTooLarge(self, relief, limit)
+
+
+@dataclass(frozen=True)
+class Segments:
+    """One core axis as intervals of equal cells (m from the axis start)."""
+
+    ends: np.ndarray  # where each interval ends (m)
+    counts: np.ndarray  # cells per interval (float: inf for an absurd spec)
+    widths: np.ndarray  # cell width in each interval (m)
+
+    def cell_widths(self) -> np.ndarray:
+        """Every cell's width (m), from the start; allocates them (check the size first)."""
+        return np.repeat(self.widths, self.counts.astype(int))
+
+
+def _segments(length: float, h: float, anchors: np.ndarray) -> Segments:
+    """The intervals of one core axis of ``length`` (m) and cell size ``h`` (m).
+
+    Uniform (one interval of ``round(length / h)`` cells of ``h``) unless an anchor
+    (m from the start; those outside ``(0, length]`` are ignored) is more than
+    :data:`NODE_TOLERANCE` off that grid: then the intervals end at every anchor and at
+    ``length``, each with ``round(its length / h)`` equal cells, at least one."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        n = float(np.round(length / h))
+        a = np.sort(np.asarray(anchors, dtype=float))
+        a = a[(a > NODE_TOLERANCE) & (a <= length + NODE_TOLERANCE)]
+        a = np.where(a >= length - NODE_TOLERANCE, length, a)
+        a = a[np.r_[True, np.diff(a) > NODE_TOLERANCE]] if a.size else a
+        off_grid = np.abs(a - np.round(a / h) * h) > NODE_TOLERANCE
+    if not off_grid.any():
+        return Segments(np.array([n * h]), np.array([n]), np.array([h]))
+    ends = np.r_[a[a < length], length]
+    counts = np.maximum(1.0, np.round(np.diff(ends, prepend=0.0) / h))
+    return Segments(ends, counts, np.diff(ends, prepend=0.0) / counts)
 
 
 def _padded_widths(h: float, n_pad: int, factor: float) -> np.ndarray:
@@ -153,16 +210,17 @@ class ModelMesh:
             top = float(self.surface[:, 1].max())
             relief = top - float(self.surface[:, 1].min())
         spec.check_size(relief)  # before allocating anything
-        n_core_x, n_core_z = (int(n) for n in spec.core_shape(relief))
+        seg_x, seg_z = spec.segments(relief)
+        core_x, core_z = seg_x.cell_widths(), seg_z.cell_widths()  # z: top down
         pad_x = _padded_widths(spec.dx, spec.n_pad_x, spec.pad_factor)
         pad_z = _padded_widths(spec.dz, spec.n_pad_z, spec.pad_factor)
-        hx = np.r_[pad_x[::-1], np.full(n_core_x, spec.dx), pad_x]
-        hz = np.r_[pad_z[::-1], np.full(n_core_z, spec.dz)]
+        hx = np.r_[pad_x[::-1], core_x, pad_x]
+        hz = np.r_[pad_z[::-1], core_z[::-1]]
         origin = [spec.x_min - pad_x.sum(), top - hz.sum()]
         self.tensor = discretize.TensorMesh([hx, hz], origin=origin)
-        self.n_core_x = n_core_x
-        self.n_core_z = n_core_z
-        self._core_bottom = top - n_core_z * spec.dz
+        self.n_core_x = len(core_x)
+        self.n_core_z = len(core_z)
+        self._core_bottom = top - seg_z.ends[-1]
         centres = self.tensor.cell_centers
         self.active = centres[:, 1] < self.surface_elevation(centres[:, 0])
 
@@ -232,6 +290,13 @@ class ModelMesh:
         """Depth of each active cell centre below the ground surface (m, positive)."""
         x, z = self.cell_centers.T
         return self.surface_elevation(x) - z
+
+    @property
+    def core_cell_sizes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Widths (m, left to right) and heights (m, bottom up) of the core cells."""
+        hx, hz = self.tensor.h
+        pad_x, pad_z = self.spec.n_pad_x, self.spec.n_pad_z
+        return hx[pad_x : pad_x + self.n_core_x], hz[pad_z : pad_z + self.n_core_z]
 
     @cached_property
     def core_mask(self) -> np.ndarray:

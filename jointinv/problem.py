@@ -8,7 +8,7 @@ transform ∘ select), and the named objective terms.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from .config import Config, DepthGradient, ErrorModel, LoadedConfig, build_relat
 from .data import ErtData, GravityData, ProfileLine, TraveltimeData
 from .errors import ConfigError, DataError
 from .maps import Chain, Select, Transform
-from .mesh import MeshTooLarge, ModelMesh
+from .mesh import MeshSpec, MeshTooLarge, ModelMesh
 from .objective import (
     Block,
     CrossGradient,
@@ -119,17 +119,55 @@ def build_mesh(
     config: Config, datasets: dict[str, Dataset] | None = None, *, source: str = "<config>"
 ) -> ModelMesh:
     """The model mesh; with ``mesh.topography`` its surface runs through the
-    electrodes and geophones of ``datasets`` (required then). A mesh beyond the
-    cell limit is a ConfigError naming ``source`` (the config file)."""
+    electrodes and geophones of ``datasets`` (required then), else they are nodes
+    of its core (see :class:`~jointinv.mesh.MeshSpec`). A mesh beyond the cell
+    limit is a ConfigError naming ``source`` (the config file)."""
     c = config.mesh
     try:
         if c.topography is None:
-            return ModelMesh(c.spec())
+            return flat_mesh(c.spec(), datasets or {})
         if datasets is None:
             raise ValueError("a mesh with topography needs the datasets (its surface runs on them)")
         return ModelMesh(c.spec(), surface_from_sensors(datasets, c.topography.merge_distance))
     except MeshTooLarge as exc:
         raise ConfigError(source, exc.field, str(exc)) from None
+
+
+def flat_mesh(spec: MeshSpec, datasets: dict[str, Dataset]) -> ModelMesh:
+    """A flat mesh with a node at every electrode and geophone of ``datasets``: the
+    uniform grid when they all sit on it, else a core divided at the sensors."""
+    xz = node_sensors(datasets)
+    mesh = ModelMesh(replace(spec, nodes_at_x=tuple(xz[:, 0]), nodes_at_z=tuple(xz[:, 1])))
+    note = divided_core(mesh)
+    if note:
+        log.info("mesh: %s", note)
+    return mesh
+
+
+def divided_core(mesh: ModelMesh) -> str:
+    """One phrase on a flat core divided at the sensors (its cell widths and heights,
+    m); empty for a uniform core."""
+    if mesh.spec is None or mesh.has_topography:
+        return ""
+    widths, heights = mesh.core_cell_sizes
+    if max(np.ptp(widths), np.ptp(heights)) <= NODE_TOLERANCE_M:
+        return ""
+    grid = f"{mesh.spec.dx:g} x {mesh.spec.dz:g} m"
+    wide, high = _span(widths), _span(heights)
+    return f"nodes at the sensors (off the {grid} grid): core cells {wide} m wide, {high} m high"
+
+
+def _span(values: np.ndarray) -> str:
+    """'0.85-1.3' (3 significant digits), or one value when they all round to it."""
+    low, high = f"{values.min():.3g}", f"{values.max():.3g}"
+    return low if low == high else f"{low}-{high}"
+
+
+def node_sensors(datasets: dict[str, Dataset]) -> np.ndarray:
+    """Positions (x, z; m) of every electrode and geophone (gravity stations need no
+    node), shape (n, 2)."""
+    points = [ds.sensors for ds in datasets.values() if ds.kind in ("ert", "traveltime")]
+    return np.vstack(points) if points else np.empty((0, 2))
 
 
 def surface_from_sensors(datasets: dict[str, Dataset], merge_distance: float) -> np.ndarray:
@@ -140,10 +178,10 @@ def surface_from_sensors(datasets: dict[str, Dataset], merge_distance: float) ->
     surface point at their mean position. Gravity stations do not define the
     surface (they may be above it).
     """
-    points = [ds.sensors for ds in datasets.values() if ds.kind in ("ert", "traveltime")]
-    if not points:
+    points = node_sensors(datasets)
+    if not len(points):
         raise ValueError("topography from sensors needs ERT or traveltime data")
-    xz = np.unique(np.vstack(points), axis=0)
+    xz = np.unique(points, axis=0)
     xz = xz[np.argsort(xz[:, 0], kind="stable")]
     groups = np.r_[0, np.cumsum(np.diff(xz[:, 0]) > merge_distance)]
     count = np.bincount(groups)
@@ -463,7 +501,8 @@ def _std(
 
 def check_sensors(mesh: ModelMesh, dataset: Dataset, config_name: str) -> None:
     """Sensors must lie in the core region (else a ConfigError on ``mesh.core`` of the
-    config ``config_name``). Flat mesh: electrodes and geophones on mesh nodes.
+    config ``config_name``). Flat mesh: electrodes and geophones at or below z = 0,
+    within the core's depth, on mesh nodes (:func:`build_mesh` puts nodes at them).
     Topography: on the ground surface (they define it)."""
     spec = mesh.spec
     source = dataset.survey.source
@@ -481,21 +520,34 @@ def check_sensors(mesh: ModelMesh, dataset: Dataset, config_name: str) -> None:
         )
     if dataset.kind == "gravity" or mesh.has_topography:
         return
+    above = np.flatnonzero(xz[:, 1] > NODE_TOLERANCE_M)
+    if above.size:
+        i = above[0]
+        raise DataError(
+            source,
+            None,
+            f"sensor {i + 1} at z = {xz[i, 1]:g} m is above the flat ground surface z = 0; "
+            "for absolute elevations or a surface that is not flat, set mesh.topography",
+        )
+    below = np.flatnonzero(xz[:, 1] < mesh.nodes_z[-1] - spec.depth - NODE_TOLERANCE_M)
+    if below.size:
+        i = below[0]
+        raise ConfigError(
+            config_name,
+            "mesh.core.depth",
+            f"sensor {i + 1} of {Path(source).name} at z = {xz[i, 1]:g} m lies below the core "
+            f"(depth {spec.depth:g} m); deepen mesh.core.depth to >= {-xz[:, 1].min():g}",
+        )
     for axis, nodes, label in ((0, mesh.nodes_x, "x"), (1, mesh.nodes_z, "z")):
         gap = np.abs(xz[:, axis, None] - nodes[None, :]).min(axis=1)
         off = np.flatnonzero(gap > NODE_TOLERANCE_M)
-        if off.size:
+        if off.size:  # the mesh was built without this data set's sensors
             i = off[0]
-            hint = (
-                "; for absolute elevations or a surface that is not flat, set mesh.topography"
-                if label == "z"
-                else ""
-            )
             raise DataError(
                 source,
                 None,
-                f"sensor {i + 1} at {label} = {xz[i, axis]:g} m is not on a mesh node; "
-                f"choose mesh.cell_size so that every sensor falls on a node{hint}",
+                f"sensor {i + 1} at {label} = {xz[i, axis]:g} m is not on a mesh node "
+                "(the mesh was not built from this data set)",
             )
 
 

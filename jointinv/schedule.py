@@ -4,7 +4,7 @@ One object decides, after every Gauss-Newton iteration, how the terms of
 
     Φ(m) = Σ_k w_k φ_d,k + β R(m) + Σ γ_ij C_ij(m)
 
-are weighted for the next one. The rules (README: "How a run reaches its targets"):
+are weighted for the next one. The rules (docs/choosing.md: "How a run reaches its targets"):
 
 * **β is cooled only after a full step.** After an accepted step of length 1
   that left some modality above its χ² target, β is divided by the cooling

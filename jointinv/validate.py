@@ -8,7 +8,13 @@ import numpy as np
 
 from .bias import declared_blocks
 from .config import LoadedConfig, as_loaded
-from .problem import build_mesh, check_sensors, load_datasets, petrophysical_cell_weights
+from .problem import (
+    build_mesh,
+    check_sensors,
+    divided_core,
+    load_datasets,
+    petrophysical_cell_weights,
+)
 
 
 def validate_config(path: str | Path | LoadedConfig) -> str:
@@ -27,7 +33,9 @@ def validate_config(path: str | Path | LoadedConfig) -> str:
     for i, term in enumerate(loaded.config.coupling):
         if term.kind == "petrophysical":
             petrophysical_cell_weights(loaded, i, mesh)  # boxes must cover cells
-    lines = [f"{loaded.name}: OK", f"  mesh: {mesh.shape[0]} x {mesh.shape[1]} cells"]
+    note = divided_core(mesh)
+    shape = f"  mesh: {mesh.shape[0]} x {mesh.shape[1]} cells" + (f"; {note}" if note else "")
+    lines = [f"{loaded.name}: OK", shape]
     for name, ds in datasets.items():
         check_sensors(mesh, ds, loaded.name)
         prop = loaded.config.modalities[name].property

@@ -139,7 +139,7 @@ def _bench(name: str, tmp_path_factory) -> dict:
     return _RESULTS[name]
 
 
-#: Measured at 7ebca90 (README, "Blind-spot benchmark"): joint resistivity is more than
+#: Measured at 7ebca90 (docs/benchmark.md, "Blind-spot benchmark"): joint resistivity is more than
 #: 0.02 below the separate one in these cases, most of it from the schedule's path (the
 #: same joint run without couplings loses as much), and the velocity "imprint" inside
 #: resistivity_only's conductor is about 3 % against the separate run (below 1 % against

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -166,3 +168,75 @@ def test_from_nodes_round_trip(mesh):
         assert abs(a - b).max() < 1e-9 * abs(b).max()
     # without a spec every cell counts as core
     assert back.core_mask.all()
+
+
+# --- nodes at the sensors (flat surveys) ------------------------------------------------
+def _nodes_at(x=(), z=(), **changes) -> ModelMesh:
+    spec = MeshSpec(x_min=0.0, x_max=30.0, depth=12.0, dx=1.0, dz=1.0, n_pad_x=3, n_pad_z=3)
+    return ModelMesh(replace(spec, nodes_at_x=tuple(x), nodes_at_z=tuple(z), **changes))
+
+
+def test_sensors_on_the_grid_leave_the_mesh_uniform():
+    uniform = _nodes_at()
+    on_grid = _nodes_at(x=np.arange(0.0, 31.0, 2.0), z=[0.0, -3.0, -7.0])
+    np.testing.assert_array_equal(on_grid.nodes_x, uniform.nodes_x)
+    np.testing.assert_array_equal(on_grid.nodes_z, uniform.nodes_z)
+
+
+@pytest.mark.parametrize("spacing", [1.3, 1.7, 0.45, 3.14])
+def test_every_sensor_off_the_grid_becomes_a_node(spacing):
+    x = spacing * np.arange(int(30 / spacing) + 1)
+    mesh = _nodes_at(x=x)
+    gap = np.abs(x[:, None] - mesh.nodes_x[None, :]).min(axis=1)
+    assert gap.max() < 1e-9
+    widths, heights = mesh.core_cell_sizes
+    # the core spans the spec exactly, cells as close to dx as the spacing allows
+    assert mesh.nodes_x[3] == 0.0 and mesh.nodes_x[3 + mesh.n_core_x] == pytest.approx(30.0)
+    assert widths.sum() == pytest.approx(30.0, abs=1e-9)
+    # an interval of length L gets round(L / dx) cells (at least one): widths within
+    # [0.75 dx, 1.5 dx) unless the interval itself is shorter
+    assert widths.max() < 1.5
+    assert widths.min() >= min(0.75, spacing, 30.0 - x[-1]) - 1e-9
+    np.testing.assert_array_equal(heights, 1.0)  # z untouched
+    # the cell count the size check uses is the count allocated
+    assert mesh.spec.n_cells() == mesh.tensor.n_cells
+
+
+def test_buried_sensors_become_nodes_of_z():
+    z = [0.0, -1.3, -2.6, -7.05]
+    mesh = _nodes_at(x=[0.0, 10.0], z=z)
+    assert np.abs(np.subtract.outer(z, mesh.nodes_z)).min(axis=1).max() < 1e-9
+    heights = mesh.core_cell_sizes[1]
+    assert heights.sum() == pytest.approx(12.0)
+    assert mesh.nodes_z[-1] == 0.0
+    assert mesh.core_mask.sum() == mesh.n_core_x * mesh.n_core_z
+
+
+@pytest.mark.parametrize(
+    ("x", "nodes"),
+    [
+        ([-5.0, 40.0, 10.0], None),  # outside the core: ignored, the grid stays uniform
+        ([1.3, 1.3004, 2.0], [1.3]),  # within 1 mm: one node
+        ([29.9996, 1.5], [1.5, 30.0]),  # within 1 mm of the core's end: that node
+    ],
+)
+def test_node_positions_outside_the_core_or_within_a_millimetre(x, nodes):
+    mesh = _nodes_at(x=x)
+    if nodes is None:
+        np.testing.assert_array_equal(mesh.nodes_x, _nodes_at().nodes_x)
+        return
+    core = mesh.nodes_x[3 : 4 + mesh.n_core_x]
+    for node in nodes:
+        assert np.abs(core - node).min() < 1e-9
+    assert np.diff(core).min() > 0.25  # no sliver cell between positions 1 mm apart
+
+
+def test_operators_exact_on_linear_functions_of_a_divided_core():
+    mesh = _nodes_at(x=1.3 * np.arange(20), z=[-0.7, -2.2])
+    x, z = mesh.cell_centers.T
+    gx, gz = mesh.cell_gradient
+    np.testing.assert_allclose(gx @ (0.7 * x - 1.3 * z), 0.7, rtol=1e-10)
+    np.testing.assert_allclose(gz @ (0.7 * x - 1.3 * z), -1.3, rtol=1e-10)
+    hx, hz = np.diff(mesh.nodes_x), np.diff(mesh.nodes_z)
+    slope = (mesh.gradient_x @ x) / np.sqrt(_x_face_weights(hx, hz))
+    np.testing.assert_allclose(slope, 1.0, rtol=1e-10)
