@@ -686,7 +686,11 @@ def build_couplings(
 
 
 #: what computes each kind of data (for the progress lines)
-ENGINES = {"ert": "pyGIMLi ERT", "traveltime": "pyGIMLi traveltime", "gravity": "SimPEG gravity"}
+ENGINES = {
+    "ert": "pyGIMLi ERT",
+    "traveltime": "pyGIMLi traveltime",
+    "gravity": "pyGIMLi gravity (Won & Bevis)",
+}
 
 
 def setup_header(name: str, mesh: ModelMesh, datasets: dict[str, Dataset], config: Config) -> str:

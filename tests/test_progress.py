@@ -131,7 +131,7 @@ def test_three_modality_run_shows_stages_and_rows_within_80_columns(workspace: W
         "  ert           285 ert data -> resistivity",
         "ert: building the pyGIMLi ERT engine",
         "traveltime: building the pyGIMLi traveltime engine",
-        "gravity: building the SimPEG gravity engine",
+        "gravity: building the pyGIMLi gravity (Won & Bevis) engine",
         "beta0 from the Jacobians at the starting model",
         "diagnostics: Jacobians at the final model",
         "diagnostics: 5 eigenpairs of each Hessian (joint and per modality)",
