@@ -802,9 +802,9 @@ def conflict_test(
         α outside (0, 1), ``bootstrap`` < 1 or ``workers`` < 1 given
         explicitly, fewer than two modalities, or a bad config.
     """
-    from .config import LoadedConfig, load_config
+    from .config import as_loaded
 
-    loaded = config if isinstance(config, LoadedConfig) else load_config(config)
+    loaded = as_loaded(config)
     c = loaded.config.conflict
     if bootstrap is not None and bootstrap < 1:
         raise UserInputError(f"the number of bootstrap replicates must be >= 1, got {bootstrap}")
