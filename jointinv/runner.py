@@ -415,6 +415,8 @@ def band_report(config, inversion: InversionResult) -> dict[str, object]:
                 "large?"
                 if start[name] < lo * target
                 else "the other data or the couplings explain it closer than its errors"
+                if len(chi2) > 1
+                else "raising beta did not bring it back (see the stop reason)"
             )
             log.warning(
                 "%s: final chi2 %.3g lies below %g x its target %g (over-fitted): %s",
