@@ -597,13 +597,14 @@ def config_text(
     files: dict[str, str] | None = None,
     cell: tuple[float, float] = (1.0, 1.0),
     padding: int = 12,
+    margin: float = 4.0,
     output: str | None = None,
     extra: str = "",
 ) -> str:
     """The case's config. By default the benchmark's (data in data/cases/<case>/);
     ``files``: the ert, traveltime and gravity data paths as the config gives them,
-    ``cell``: (dx, dz) in m, ``padding``: padding cells each side, ``extra``: YAML
-    sections appended (e.g. ``conflict``)."""
+    ``cell``: (dx, dz) in m, ``padding``: padding cells each side, ``margin``: core
+    beyond the end sensors (m), ``extra``: YAML sections appended (e.g. ``conflict``)."""
     L = case.length
     data = f"../../data/cases/{case.name}"
     files = files or {
@@ -622,7 +623,7 @@ def config_text(
             "for all).\n"
         )
     return f"""{header}mesh:
-  core: {{x_min: -4, x_max: {L + 4:g}, depth: {case.core_depth:g}}}
+  core: {{x_min: {-margin:g}, x_max: {L + margin:g}, depth: {case.core_depth:g}}}
   cell_size: {{dx: {cell[0]:.1f}, dz: {cell[1]:.1f}}}
   padding: {{n_x: {padding}, n_z: {padding}, factor: 1.4}}
 

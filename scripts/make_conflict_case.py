@@ -22,8 +22,9 @@ Files (all in OUT): ``truth.json``, ``gravity.csv``, ``ert.ohm``, ``traveltime.s
 ``consistent.yaml``, ``shot_delay.yaml``, ``shot_delay_static.yaml`` (declares
 ``conflict.biases: {traveltime: [static]}``), ``bad_electrode.yaml`` and
 ``bad_electrode_contact.yaml`` (declares ``{ert: [electrode]}``). The inversion grid is
-coarser than the benchmark's (2 m × 1 m cells, 6 padding cells) so that one
-``jointinv conflict-test`` runs in minutes on 2 cores. Nothing is committed: the tests
+coarser than the benchmark's (2 m × 1 m cells, 3 padding cells, 1395 parameters) so
+that one ``jointinv conflict-test`` runs in minutes on 2 cores with exact (dense)
+hat-matrix traces. Nothing is committed: the tests
 write the case into a temporary directory.
 
 Usage:  python scripts/make_conflict_case.py OUT
@@ -49,7 +50,9 @@ DELAY_S = DELAY_SIGMA * mc.TT_NOISE_S  # 2 ms
 BAD_ELECTRODE = 11  # 0-based: "electrode 12 at x = 22.0 m"
 BAD_CONTACT_LN = -4.0 * mc.ERT_RELATIVE_NOISE  # shift of ln rho_a of its M/N data
 CELL = (2.0, 1.0)  # inversion grid dx, dz (m)
-PADDING = 6
+PADDING = 3  # padding cells each side and below
+MARGIN = 2.0  # core beyond the end sensors (m): 465 cells, 1395 parameters, so that the
+# test's hat-matrix traces are exact (dense, jointinv.conflict.DENSE_LIMIT = 1500)
 
 VARIANTS = {
     # config name: (ert file, traveltime file, conflict biases)
@@ -90,6 +93,7 @@ def config(name: str, rho_start: float) -> str:
         files={"ert": ert, "traveltime": tt, "gravity": "gravity.csv"},
         cell=CELL,
         padding=PADDING,
+        margin=MARGIN,
         output=f"{name}.h5",
         extra=extra,
     )
