@@ -265,6 +265,26 @@ def test_augmented_operator_adjoint_and_derivative():
     assert errors[1] < errors[0] / 50  # second order
 
 
+def test_beta0_ignores_the_bias_parameters():
+    """β0 is estimated on the model part: a bias column of N/σ² (a traveltime static of 23
+    picks of 0.5 ms: 9e7) must not set the data Hessian's largest eigenvalue."""
+    from jointinv.inversion import estimate_beta0
+
+    k = kernels()
+    data = simulate(k, np.random.default_rng(13))
+    plain = LinearSetup(k, data)
+    biased = LinearSetup(k, data, biases=["ert", "gravity"])
+    for b in biased.biases:
+        b.design = b.design * 1e4  # a very stiff bias column
+    m0 = plain.start()
+    names = tuple(plain.names)
+    expected = estimate_beta0(plain.objective(names), m0, ratio=1.0, rng=np.random.default_rng(0))
+    got = estimate_beta0(
+        biased.objective(names), biased.start(), ratio=1.0, rng=np.random.default_rng(0)
+    )
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
 def test_design_matrices():
     class Gravity:
         stations = np.array([[0.0, 0.2], [2.0, 0.2], [4.0, 0.2]])
