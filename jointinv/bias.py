@@ -13,6 +13,8 @@ gravity       ``loop_offset``  indicator of each loop's readings    mGal
                                but the first loop's
 traveltime    ``static``       indicator of each shot's data        ms (data are in s)
 ert           ``shift``        ones (data are ln ρa)                ln(ohm*m)
+ert           ``electrode``    indicator of each electrode's data   ln(ohm*m)
+                               as potential electrode M or N
 ============  ===============  ===================================  ==================
 
 ``loop_offset`` needs a ``loop`` column in the gravity file (the survey loop,
@@ -21,6 +23,19 @@ reference: each other loop gets the offset of its readings relative to it. A
 common offset of every loop is not among them: on a 2D profile it is the field
 of a laterally uniform density layer, so the data cannot tell it from the model
 (declare ``offset`` for it; its σ shows how little the data say).
+
+``electrode`` models a bad contact at a potential electrode. The voltmeter has a
+finite input impedance Z and the contact resistances R_M, R_N of the potential
+electrodes lie in series with it, so it reads the fraction Z / (Z + R_M + R_N)
+of the potential difference: ln ρa is shifted by −ln(1 + (R_M + R_N)/Z), i.e.
+by b_M + b_N with b_e = −ln(1 + R_e/Z) ≤ 0 to first order in R/Z (exactly, when
+one electrode of the datum is bad). A bad contact at a current electrode A or B
+lowers the current, which the instrument measures, so it does not bias ρa (it
+raises the noise): those data get no column. One parameter per electrode used
+as M or N; the common part of all of them is a uniform factor on ρa, which a
+uniform change of resistivity also explains, so the σ of each includes that
+trade-off. A mislocated electrode, by contrast, changes the geometric factor by
+a factor that depends on the configuration, which this bias does not model.
 
 The bias parameters are not smoothed or damped by the regularization (β does
 not act on them); a very weak Gaussian prior, ``½ Σ (b / σ_b)²`` with
@@ -45,7 +60,7 @@ PRIOR_STD_FACTOR = 1.0e3
 BIAS_TYPES = {
     "gravity": ("offset", "trend", "loop_offset"),
     "traveltime": ("static",),
-    "ert": ("shift",),
+    "ert": ("shift", "electrode"),
 }
 
 _UNITS = {
@@ -54,6 +69,7 @@ _UNITS = {
     "loop_offset": ("mGal", 1.0),
     "static": ("ms", 1.0e3),
     "shift": ("ln(ohm*m)", 1.0),
+    "electrode": ("ln(ohm*m)", 1.0),
 }
 
 
@@ -66,7 +82,8 @@ class BiasBlock:
     modality : str
         The modality whose prediction the bias enters.
     kind : str
-        Bias type (``offset``, ``trend``, ``loop_offset``, ``static``, ``shift``).
+        Bias type (``offset``, ``trend``, ``loop_offset``, ``static``, ``shift``,
+        ``electrode``).
     design : (n_data, n_bias) array
         D, from the parameters (data units) to the data.
     labels : list of str
@@ -110,6 +127,8 @@ def design_matrix(bias_type: str, survey: object, n_data: int) -> tuple[np.ndarr
         unique = np.unique(shots)
         design = (shots[:, None] == unique[None, :]).astype(float)
         return design, [_shot_label(survey, s) for s in unique]
+    if bias_type == "electrode":
+        return _electrode_design(survey)
     raise ValueError(f"unknown bias type {bias_type!r}")
 
 
@@ -120,6 +139,17 @@ def _shot_label(survey: object, shot: int) -> str:
     if sensors is None:
         return f"shot {shot + 1}"
     return f"shot {shot + 1} at x = {float(sensors[shot][0]):.1f} m"
+
+
+def _electrode_design(survey: object) -> tuple[np.ndarray, list[str]]:
+    """One column per electrode used as a potential electrode (M or N), in electrode
+    order: 1 in the rows of the data that use it so (see the module docstring)."""
+    mn = np.asarray(survey.abmn)[:, 2:]
+    used = np.unique(mn[mn >= 0])
+    design = (mn[:, :, None] == used[None, None, :]).sum(axis=1).astype(float)
+    x = np.asarray(survey.electrodes)[:, 0]
+    labels = [f"electrode {e + 1} at x = {float(x[e]):.1f} m" for e in used]
+    return design, labels
 
 
 def _loop_design(survey: object) -> tuple[np.ndarray, list[str]]:

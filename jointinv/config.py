@@ -239,7 +239,7 @@ class GravityOptions(_Strict):
     )
 
 
-BiasKind = Literal["offset", "trend", "loop_offset", "static", "shift"]
+BiasKind = Literal["offset", "trend", "loop_offset", "static", "shift", "electrode"]
 
 
 class _ModalityBase(_Strict):
@@ -253,7 +253,7 @@ class _ModalityBase(_Strict):
         default_factory=list,
         description="Bias parameters estimated with the model in 'jointinv run' and written "
         "to /biases with their σ: gravity offset, trend, loop_offset; traveltime static; "
-        "ert shift.",
+        "ert shift, electrode.",
     )
 
 
@@ -531,7 +531,7 @@ class ConflictConfig(_Strict):
     biases: dict[str, list[BiasKind]] = Field(
         default_factory=dict,
         description="Bias parameters by modality: gravity [offset, trend, loop_offset], "
-        "traveltime [static], ert [shift].",
+        "traveltime [static], ert [shift, electrode].",
     )
 
 

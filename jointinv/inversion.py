@@ -373,10 +373,27 @@ class GaussNewton:
 def estimate_beta0(
     objective: Objective, m: np.ndarray, *, ratio: float, rng: np.random.Generator, n_power: int = 8
 ) -> float:
-    """β0 = ratio · λmax(data GN Hessian) / λmax(regularization Hessian), by power iteration."""
-    lam_data = largest_eigenvalue(lambda v: objective.data_hessian_vec(m, v), len(m), rng, n_power)
+    """β0 = ratio · λmax(data GN Hessian) / λmax(regularization Hessian), by power iteration.
+
+    Both on the model parameters only: bias parameters appended to the model vector
+    (:mod:`jointinv.bias`, the regularization's ``n_model`` first entries are the model)
+    are not regularized, and a traveltime static's column of the data Hessian, N_shot/σ²,
+    would otherwise set λmax and β0 a thousand times too large.
+    """
+    n = len(m)
+    n_model = getattr(objective.regularization, "n_model", n)
+
+    def on_model(hessian_vec: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable:
+        def matvec(v: np.ndarray) -> np.ndarray:
+            full = np.zeros(n)
+            full[:n_model] = v
+            return hessian_vec(m, full)[:n_model]
+
+        return matvec
+
+    lam_data = largest_eigenvalue(on_model(objective.data_hessian_vec), n_model, rng, n_power)
     lam_reg = largest_eigenvalue(
-        lambda v: objective.regularization.hessian_vec(m, v), len(m), rng, n_power
+        on_model(objective.regularization.hessian_vec), n_model, rng, n_power
     )
     return ratio * lam_data / lam_reg
 

@@ -589,18 +589,43 @@ def write_gravity(path: Path, stations, gz) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def config_text(case: Case, rho_start: float) -> str:
+def config_text(
+    case: Case,
+    rho_start: float,
+    *,
+    header: str | None = None,
+    files: dict[str, str] | None = None,
+    cell: tuple[float, float] = (1.0, 1.0),
+    padding: int = 12,
+    margin: float = 4.0,
+    output: str | None = None,
+    extra: str = "",
+) -> str:
+    """The case's config. By default the benchmark's (data in data/cases/<case>/);
+    ``files``: the ert, traveltime and gravity data paths as the config gives them,
+    ``cell``: (dx, dz) in m, ``padding``: padding cells each side, ``margin``: core
+    beyond the end sensors (m), ``extra``: YAML sections appended (e.g. ``conflict``)."""
     L = case.length
     data = f"../../data/cases/{case.name}"
-    return f"""# Blind-spot benchmark case '{case.name}' (made by scripts/make_cases.py):
-# {case.description}.
-# Default settings: the quick start's structure, cross-gradient couplings without
-# 'weight' (derived default), no balancing or beta tuning; the same for every case.
-# The resistivity start is the geometric mean of the observed rho_a (same rule for all).
-mesh:
-  core: {{x_min: -4, x_max: {L + 4:g}, depth: {case.core_depth:g}}}
-  cell_size: {{dx: 1.0, dz: 1.0}}
-  padding: {{n_x: 12, n_z: 12, factor: 1.4}}
+    files = files or {
+        "ert": f"{data}/ert.ohm",
+        "traveltime": f"{data}/traveltime.sgt",
+        "gravity": f"{data}/gravity.csv",
+    }
+    output = output or f"../../results/cases/{case.name}.h5"
+    if header is None:
+        header = (
+            f"# Blind-spot benchmark case '{case.name}' (made by scripts/make_cases.py):\n"
+            f"# {case.description}.\n"
+            "# Default settings: the quick start's structure, cross-gradient couplings without\n"
+            "# 'weight' (derived default), no balancing or beta tuning; the same for every case.\n"
+            "# The resistivity start is the geometric mean of the observed rho_a (same rule "
+            "for all).\n"
+        )
+    return f"""{header}mesh:
+  core: {{x_min: {-margin:g}, x_max: {L + margin:g}, depth: {case.core_depth:g}}}
+  cell_size: {{dx: {cell[0]:.1f}, dz: {cell[1]:.1f}}}
+  padding: {{n_x: {padding}, n_z: {padding}, factor: 1.4}}
 
 properties:
   resistivity:      {{units: ohm*m,  transform: log,    start: {rho_start:g}, bounds: [1, 10000]}}
@@ -611,19 +636,19 @@ properties:
 modalities:
   ert:
     kind: ert
-    data: {data}/ert.ohm
+    data: {files['ert']}
     property: resistivity
     error: {{relative: {ERT_RELATIVE_NOISE:g}}}
     options: {{singularity_removal: true, threads: 2}}
   traveltime:
     kind: traveltime
-    data: {data}/traveltime.sgt
+    data: {files['traveltime']}
     property: velocity
     error: {{absolute: {TT_NOISE_S:g}}}
     options: {{secondary_nodes: 4}}
   gravity:
     kind: gravity
-    data: {data}/gravity.csv
+    data: {files['gravity']}
     property: density_contrast
     error: {{absolute: {GRAVITY_NOISE_MGAL:g}}}
 
@@ -645,14 +670,13 @@ inversion:
   seed: 0
 
 output:
-  path: ../../results/cases/{case.name}.h5
-"""
+  path: {output}
+{extra}"""
 
 
-def make_case(case: Case, out: Path, configs: Path, seed: int) -> dict:
-    import time
-
-    t0 = time.time()
+def simulate_case(case: Case, seed: int) -> dict:
+    """The case's data on the fine meshes, noise-free and with noise (``*_obs``; drawn
+    from ``seed`` in the order ERT, traveltime, gravity), and the survey geometry."""
     truth = make_truth(case)
     check_density_polygons(truth)
     mesh = fine_mesh(case)
@@ -671,6 +695,23 @@ def make_case(case: Case, out: Path, configs: Path, seed: int) -> dict:
     stations = np.column_stack([case.gravity_x, np.full(len(case.gravity_x), GRAVITY_HEIGHT_M)])
     gz = gravity_of_truth(truth, stations)
     gz_obs = gz + GRAVITY_NOISE_MGAL * rng.standard_normal(len(gz))
+    return {
+        "truth": truth, "mesh": mesh, "tt_mesh": tt_mesh,
+        "abmn": abmn, "rhoa": rhoa, "rhoa_obs": rhoa_obs,
+        "shot": shot, "geophone": geo, "t": t, "t_obs": t_obs,
+        "stations": stations, "gz": gz, "gz_obs": gz_obs,
+    }  # fmt: skip
+
+
+def make_case(case: Case, out: Path, configs: Path, seed: int) -> dict:
+    import time
+
+    t0 = time.time()
+    sim = simulate_case(case, seed)
+    truth, mesh, tt_mesh = sim["truth"], sim["mesh"], sim["tt_mesh"]
+    abmn, rhoa, rhoa_obs = sim["abmn"], sim["rhoa"], sim["rhoa_obs"]
+    shot, geo, t, t_obs = sim["shot"], sim["geophone"], sim["t"], sim["t_obs"]
+    stations, gz, gz_obs = sim["stations"], sim["gz"], sim["gz_obs"]
     d = out / case.name
     d.mkdir(parents=True, exist_ok=True)
     write_ohm(d / "ert.ohm", case.sensor_x, abmn, rhoa_obs)

@@ -11,6 +11,7 @@ import pytest
 
 from jointinv.bias import AugmentedOperator, BiasBlock, augment, design_matrix, layout
 from jointinv.conflict import analyze, bootstrap_statistics, fixed_beta_solve, hat_traces
+from jointinv.data import ErtData
 from jointinv.errors import UserInputError
 from jointinv.mesh import MeshSpec, ModelMesh
 from jointinv.objective import Block, DataMisfit, Objective, Regularization
@@ -243,9 +244,13 @@ def test_augmented_operator_adjoint_and_derivative():
             return (1 + 0.2 * (self.kernel @ m))[:, None] * self.kernel
 
     x = np.linspace(0, 22, 12)
+    abmn = np.array([[i, i + 1, i + 2, i + 3] for i in range(12)])  # 15 electrodes
+    electrodes = np.column_stack([2.0 * np.arange(15), np.zeros(15)])
+    ert = ErtData(electrodes, abmn, np.ones(12), np.ones(12), "analytic")
     blocks = [
         BiasBlock("g", "offset", np.ones((12, 1)), ["offset"], "mGal"),
         BiasBlock("g", "trend", (x - x.mean())[:, None], ["trend"], "mGal/m"),
+        BiasBlock("g", "electrode", *design_matrix("electrode", ert, 12), "ln(ohm*m)"),
     ]
 
     n = layout(blocks, P)
@@ -258,6 +263,26 @@ def test_augmented_operator_adjoint_and_derivative():
         r = op.forward(m + h * v) - op.forward(m) - h * op.jvec(m, v)
         errors.append(np.linalg.norm(r))
     assert errors[1] < errors[0] / 50  # second order
+
+
+def test_beta0_ignores_the_bias_parameters():
+    """β0 is estimated on the model part: a bias column of N/σ² (a traveltime static of 23
+    picks of 0.5 ms: 9e7) must not set the data Hessian's largest eigenvalue."""
+    from jointinv.inversion import estimate_beta0
+
+    k = kernels()
+    data = simulate(k, np.random.default_rng(13))
+    plain = LinearSetup(k, data)
+    biased = LinearSetup(k, data, biases=["ert", "gravity"])
+    for b in biased.biases:
+        b.design = b.design * 1e4  # a very stiff bias column
+    m0 = plain.start()
+    names = tuple(plain.names)
+    expected = estimate_beta0(plain.objective(names), m0, ratio=1.0, rng=np.random.default_rng(0))
+    got = estimate_beta0(
+        biased.objective(names), biased.start(), ratio=1.0, rng=np.random.default_rng(0)
+    )
+    assert got == pytest.approx(expected, rel=1e-12)
 
 
 def test_design_matrices():
@@ -275,6 +300,31 @@ def test_design_matrices():
     assert labels == ["shot 1 at x = 0.0 m", "shot 4 at x = 6.5 m"]
     np.testing.assert_allclose(d.sum(axis=0), [2, 3])
     assert design_matrix("offset", None, 4)[0].shape == (4, 1)
+
+
+def test_electrode_design_marks_the_potential_electrodes_of_each_datum():
+    """A bad contact biases the data that use the electrode as M or N (the voltmeter
+    reads less), not those where it injects current (the current is measured)."""
+    abmn = np.array([[0, 1, 2, 3], [1, 2, 3, 4], [4, 3, 1, 0], [0, -1, 4, -1]])
+    electrodes = np.array([[0.0, 0], [2, 0], [4, 0], [6, 0], [8.5, 0]])
+    ert = ErtData(electrodes, abmn, np.ones(4), np.ones(4), "analytic")
+    d, labels = design_matrix("electrode", ert, 4)
+    # numbered as the data file numbers them (from 1), with their position
+    assert labels == [
+        "electrode 1 at x = 0.0 m",
+        "electrode 2 at x = 2.0 m",
+        "electrode 3 at x = 4.0 m",
+        "electrode 4 at x = 6.0 m",
+        "electrode 5 at x = 8.5 m",
+    ]
+    np.testing.assert_array_equal(
+        d, [[0, 0, 1, 1, 0], [0, 0, 0, 1, 1], [1, 1, 0, 0, 0], [0, 0, 0, 0, 1]]
+    )
+    # an electrode only ever used for current gets no parameter; a remote N none either
+    ert.abmn = np.array([[0, 1, 2, 3], [0, 1, 3, -1]])
+    d, labels = design_matrix("electrode", ert, 2)
+    assert labels == ["electrode 3 at x = 4.0 m", "electrode 4 at x = 6.0 m"]
+    np.testing.assert_array_equal(d, [[1, 1], [0, 1]])
 
 
 def test_loop_offset_design_and_its_errors():
@@ -343,7 +393,7 @@ def one_line_error(result) -> str:
         (
             {"gravity": ["bogus"]},
             "conflict.biases.gravity.0: must be one of 'offset', 'trend', 'loop_offset', "
-            "'static' or 'shift'",
+            "'static', 'shift' or 'electrode'",
         ),
         ({"magnetics": ["offset"]}, "conflict.biases.magnetics: no modality 'magnetics'"),
         (
