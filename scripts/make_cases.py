@@ -600,11 +600,15 @@ def config_text(
     margin: float = 4.0,
     output: str | None = None,
     extra: str = "",
+    model: dict[str, str] | None = None,
 ) -> str:
     """The case's config. By default the benchmark's (data in data/cases/<case>/);
     ``files``: the ert, traveltime and gravity data paths as the config gives them,
     ``cell``: (dx, dz) in m, ``padding``: padding cells each side, ``margin``: core
-    beyond the end sensors (m), ``extra``: YAML sections appended (e.g. ``conflict``)."""
+    beyond the end sensors (m), ``extra``: YAML sections appended (e.g. ``conflict``),
+    ``model``: YAML replacing the default ``properties`` (three inverted properties),
+    ``coupling`` (three cross-gradients) and ``weights`` (regularization
+    ``property_weights``) sections, e.g. a porosity with derived properties."""
     L = case.length
     data = f"../../data/cases/{case.name}"
     files = files or {
@@ -622,17 +626,28 @@ def config_text(
             "# The resistivity start is the geometric mean of the observed rho_a (same rule "
             "for all).\n"
         )
+    model = {
+        "properties": f"""properties:
+  resistivity:      {{units: ohm*m,  transform: log,    start: {rho_start:g}, bounds: [1, 10000]}}
+  velocity:         {{units: m/s,    transform: log,    start: {{top: 500, bottom: 2500}},
+                     bounds: [100, 6000]}}
+  density_contrast: {{units: g/cm^3, transform: linear, start: 0.0, bounds: [-1.0, 1.0]}}
+""",
+        "coupling": """
+coupling:
+  - {kind: cross_gradient, properties: [resistivity, velocity]}
+  - {kind: cross_gradient, properties: [resistivity, density_contrast]}
+  - {kind: cross_gradient, properties: [velocity, density_contrast]}
+""",
+        "weights": "  property_weights: {density_contrast: 10}\n",
+        **(model or {}),
+    }
     return f"""{header}mesh:
   core: {{x_min: {-margin:g}, x_max: {L + margin:g}, depth: {case.core_depth:g}}}
   cell_size: {{dx: {cell[0]:.1f}, dz: {cell[1]:.1f}}}
   padding: {{n_x: {padding}, n_z: {padding}, factor: 1.4}}
 
-properties:
-  resistivity:      {{units: ohm*m,  transform: log,    start: {rho_start:g}, bounds: [1, 10000]}}
-  velocity:         {{units: m/s,    transform: log,    start: {{top: 500, bottom: 2500}},
-                     bounds: [100, 6000]}}
-  density_contrast: {{units: g/cm^3, transform: linear, start: 0.0, bounds: [-1.0, 1.0]}}
-
+{model["properties"]}
 modalities:
   ert:
     kind: ert
@@ -651,18 +666,12 @@ modalities:
     data: {files['gravity']}
     property: density_contrast
     error: {{absolute: {GRAVITY_NOISE_MGAL:g}}}
-
-coupling:
-  - {{kind: cross_gradient, properties: [resistivity, velocity]}}
-  - {{kind: cross_gradient, properties: [resistivity, density_contrast]}}
-  - {{kind: cross_gradient, properties: [velocity, density_contrast]}}
-
+{model["coupling"]}
 regularization:
   alpha_s: 1.0e-3
   alpha_x: 1.0
   alpha_z: 1.0
-  property_weights: {{density_contrast: 10}}
-
+{model["weights"]}
 inversion:
   max_iterations: 15
   chi2_target: 1.0

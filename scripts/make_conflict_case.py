@@ -33,6 +33,7 @@ Usage:  python scripts/make_conflict_case.py OUT
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -53,6 +54,79 @@ CELL = (2.0, 1.0)  # inversion grid dx, dz (m)
 PADDING = 3  # padding cells each side and below
 MARGIN = 2.0  # core beyond the end sensors (m): 465 cells, 1395 parameters, so that the
 # test's hat-matrix traces are exact (dense, jointinv.conflict.DENSE_LIMIT = 1500)
+
+#: ``--coupling porosity``: the small case's geometry with one porosity per unit, from
+#: which resistivity (Archie), velocity (Wyllie) and density contrast (density mixing)
+#: follow with the relations of the porosity sample (jointinv.samples.PorosityBlocks;
+#: density contrast relative to the background's bulk density)
+POROSITY = {"block": 0.12, "cover": 0.40, "background": 0.30}
+POROSITY_BOUNDS = (0.02, 0.9)  # wide enough for a slow (v >= 1620 m/s) patch
+
+
+def _rock():
+    from jointinv.samples import PorosityBlocks
+
+    return PorosityBlocks(background=POROSITY["background"])
+
+
+def build_small_porosity(X0, X1, ZB):
+    """:func:`make_cases.build_small` with the units' properties from :data:`POROSITY`."""
+    units, parts, outside = mc.build_small(X0, X1, ZB)
+    rel = _rock().relations()
+    units = [
+        mc.Unit(
+            u.name,
+            u.polygon,
+            **{p: float(rel[p].value(np.array(POROSITY[u.name]))) for p in mc.PROPERTIES},
+        )
+        for u in units
+    ]
+    return units, parts, outside
+
+
+POROSITY_CASE = dataclasses.replace(
+    CASE,
+    name="small_porosity",
+    description="small case geometry, one porosity driving resistivity (Archie), "
+    "velocity (Wyllie) and density (mixing)",
+    build=build_small_porosity,
+)
+CASE_OF = {"cross_gradient": CASE, "porosity": POROSITY_CASE}
+
+
+def porosity_model(rho_start: float) -> dict[str, str]:
+    """config_text's ``model`` sections for the porosity case: porosity inverted, the
+    other properties derived with the truth's relations; start from Archie's inverse of
+    ``rho_start`` (the geometric mean of rho_a, as the resistivity start of ``small``)."""
+    rock = _rock()
+    rel = rock.relations()
+    archie, wyllie, mix = rel["resistivity"], rel["velocity"], rel["density_contrast"]
+    phi0 = (archie.a * archie.fluid_resistivity / rho_start) ** (1 / archie.m)
+    lo, hi = POROSITY_BOUNDS
+    return {
+        "properties": f"""properties:
+  porosity: {{units: fraction, transform: linear, start: {phi0:.2f}, bounds: [{lo:g}, {hi:g}]}}
+
+derived:
+  resistivity:
+    from: porosity
+    units: ohm*m
+    relation: {{kind: archie, fluid_resistivity: {archie.fluid_resistivity:g}, a: {archie.a:g}, \
+m: {archie.m:g}, n: {archie.n:g}, saturation: {archie.saturation:g}}}
+  velocity:
+    from: porosity
+    units: m/s
+    relation: {{kind: wyllie, v_matrix: {wyllie.v_matrix:g}, v_fluid: {wyllie.v_fluid:g}}}
+  density_contrast:
+    from: porosity
+    units: g/cm^3
+    relation: {{kind: density_mixing, rho_matrix: {mix.rho_matrix:g}, \
+rho_fluid: {mix.rho_fluid:g}, reference: {mix.reference:.4g}}}
+""",
+        "coupling": "",
+        "weights": "",
+    }
+
 
 VARIANTS = {
     # config name: (ert file, traveltime file, conflict biases)
@@ -76,18 +150,27 @@ def bad_contact(rhoa: np.ndarray, abmn: np.ndarray) -> np.ndarray:
     return rhoa * np.exp(BAD_CONTACT_LN * uses)
 
 
-def config(name: str, rho_start: float) -> str:
+def config(name: str, rho_start: float, coupling: str = "cross_gradient") -> str:
     ert, tt, biases = VARIANTS[name]
     extra = ""
     if biases:
         (modality, kinds), = biases.items()
         extra = f"\nconflict:\n  biases: {{{modality}: [{', '.join(kinds)}]}}\n"
-    header = (
-        f"# Conflict-test case '{name}' (made by scripts/make_conflict_case.py from the\n"
-        f"# small case of scripts/make_cases.py; a coarser grid than the benchmark's).\n"
-    )
+    if coupling == "porosity":
+        header = (
+            f"# Conflict-test case '{name}' (made by scripts/make_conflict_case.py --coupling\n"
+            "# porosity: the small case's geometry with one porosity driving all three\n"
+            "# properties; hard petrophysical coupling, a coarser grid than the benchmark's).\n"
+        )
+        model = porosity_model(rho_start)
+    else:
+        header = (
+            f"# Conflict-test case '{name}' (made by scripts/make_conflict_case.py from the\n"
+            f"# small case of scripts/make_cases.py; a coarser grid than the benchmark's).\n"
+        )
+        model = None
     return mc.config_text(
-        CASE,
+        CASE_OF[coupling],
         rho_start,
         header=header,
         files={"ert": ert, "traveltime": tt, "gravity": "gravity.csv"},
@@ -96,15 +179,18 @@ def config(name: str, rho_start: float) -> str:
         margin=MARGIN,
         output=f"{name}.h5",
         extra=extra,
+        model=model,
     )
 
 
-def make(out: Path) -> dict:
-    """Simulate the case and write the data and configs of every variant into ``out``."""
-    return write_case(out, mc.simulate_case(CASE, SEED))
+def make(out: Path, coupling: str = "cross_gradient") -> dict:
+    """Simulate the case and write the data and configs of every variant into ``out``
+    (``coupling``: ``cross_gradient``, the small case; ``porosity``, its geometry with
+    :data:`POROSITY` and a petrophysical config)."""
+    return write_case(out, mc.simulate_case(CASE_OF[coupling], SEED), coupling)
 
 
-def write_case(out: Path, sim: dict) -> dict:
+def write_case(out: Path, sim: dict, coupling: str = "cross_gradient") -> dict:
     """Write every variant of the simulated data ``sim`` (as from
     ``make_cases.simulate_case``: truth, abmn, rhoa_obs, shot, geophone, t_obs,
     stations, gz_obs) and its configs into ``out``."""
@@ -130,19 +216,28 @@ def write_case(out: Path, sim: dict) -> dict:
             "n_data": int((abmn[:, 2:] == BAD_ELECTRODE).any(axis=1).sum()),
         },
     }
+    if coupling == "porosity":
+        info["porosity"] = dict(POROSITY)
     truth.extra.update(info)
     (out / "truth.json").write_text(json.dumps(truth.to_json(), indent=1) + "\n")
     rho_start = float(f"{np.exp(np.mean(np.log(sim['rhoa_obs']))):.2g}")
     for name in VARIANTS:
-        (out / f"{name}.yaml").write_text(config(name, rho_start))
+        (out / f"{name}.yaml").write_text(config(name, rho_start, coupling))
     return info
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="directory for the data and configs")
+    parser.add_argument(
+        "--coupling",
+        choices=sorted(CASE_OF),
+        default="cross_gradient",
+        help="cross_gradient: the small case, three properties with cross-gradients; "
+        "porosity: its geometry with one porosity and derived properties",
+    )
     args = parser.parse_args(argv)
-    print(json.dumps(make(args.out), indent=1))
+    print(json.dumps(make(args.out, args.coupling), indent=1))
 
 
 if __name__ == "__main__":

@@ -80,6 +80,28 @@ def test_variants_differ_from_the_consistent_data_by_one_bias(tmp_path):
         assert load_config(path).config.conflict.biases == (biases or {})
 
 
+def test_the_porosity_variant_derives_every_property_from_one_porosity(tmp_path):
+    from jointinv.config import load_config
+    from jointinv.validate import validate_config
+
+    truth = mcc.mc.make_truth(mcc.POROSITY_CASE)
+    rel = mcc._rock().relations()
+    for unit in truth.units:
+        phi = np.array(mcc.POROSITY[unit.name])
+        for prop, value in unit.values().items():
+            assert value == pytest.approx(rel[prop].value(phi))
+    assert truth.unit("background").density_contrast == pytest.approx(0.0)
+    # the geometry is the small case's: the data files' survey is the same
+    info = mcc.write_case(tmp_path, _committed_small(), "porosity")
+    assert info["porosity"] == mcc.POROSITY
+    for name, (_, _, biases) in mcc.VARIANTS.items():
+        loaded = load_config(tmp_path / f"{name}.yaml").config
+        assert list(loaded.properties) == ["porosity"]
+        assert sorted(loaded.derived) == ["density_contrast", "resistivity", "velocity"]
+        assert not loaded.coupling and loaded.conflict.biases == (biases or {})
+    assert "ert (ert -> resistivity): 138 data" in validate_config(tmp_path / "shot_delay.yaml")
+
+
 # --------------------------------------------------------------------------- slow
 _RUNS: dict[str, tuple[int, dict, float]] = {}
 
