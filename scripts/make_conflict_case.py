@@ -27,7 +27,14 @@ that one ``jointinv conflict-test`` runs in minutes on 2 cores with exact (dense
 hat-matrix traces. Nothing is committed: the tests
 write the case into a temporary directory.
 
-Usage:  python scripts/make_conflict_case.py OUT
+``--coupling porosity``: the same survey, grid, noise draws and biases over the small
+case's geometry with one porosity per unit (:data:`POROSITY`), from which resistivity
+(Archie), velocity (Wyllie) and density contrast (density mixing) follow with the
+relations of the porosity sample (jointinv.samples.PorosityBlocks), simulated on the same
+fine meshes; the configs invert one porosity with the three properties derived from it
+(hard petrophysical coupling, 465 parameters).
+
+Usage:  python scripts/make_conflict_case.py OUT [--coupling cross_gradient|porosity]
 """
 
 from __future__ import annotations
