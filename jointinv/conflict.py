@@ -32,18 +32,41 @@ p-value is the same serially and with any number of worker processes.
 the difference of the effective numbers of parameters. ``H = W J A⁻¹ JᵀW`` is
 the linearised hat (resolution) matrix at the solution, with ``A = JᵀW²J +
 β∇²R + Σ∇²C`` the Gauss-Newton Hessian of the objective; ``tr H = tr(A⁻¹JᵀW²J)``
-is computed exactly (dense) for up to :data:`DENSE_LIMIT` parameters and
-otherwise by Hutchinson probing, ``E[zᵀA⁻¹JᵀW²Jz]`` over Rademacher vectors
-``z`` (fixed seed) with one CG solve each (relative tolerance
-:data:`TRACE_CG_TOLERANCE`). The χ² law is exact for a linear
-problem with Gaussian noise and a weak prior; with the χ²-target stopping of
-``jointinv run`` it is a rough guide and the bootstrap is the reference.
+is computed exactly: densely for up to :data:`DENSE_LIMIT` parameters, and
+above that from ``A = B + UᵀU`` (``B`` the sparse regularization, coupling and
+prior Hessians, ``U`` the stacked weighted Jacobians, one row per datum) by
+Woodbury's identity with a sparse LU of ``B`` (:func:`hessian_solver`). Only
+when a term offers no matrix are the traces Hutchinson estimates,
+``E[zᵀA⁻¹JᵀW²Jz]`` over Rademacher vectors ``z`` (fixed seed) with one CG
+solve each (relative tolerance :data:`TRACE_CG_TOLERANCE`). The χ² law is exact
+for a linear problem with Gaussian noise and a weak prior; with the χ²-target
+stopping of ``jointinv run`` it is a rough guide and the bootstrap is the reference.
+
+*When the χ² law is not used* (:func:`dof_check`): ν < :data:`MIN_DOF` (ν ≤ 0
+included); Hutchinson's error of ν above ν/3; or ``T < −√(2ν)``, one standard
+deviation of χ²(ν) below its lower bound 0, i.e. the optimisation error of the
+nonlinear fits is larger than the sampling spread the law assumes. The report
+then says ``dof_reliable: false`` with the reason, the log warns, and unless a
+bootstrap was asked for the p-value comes from a *linearised bootstrap* of
+``conflict.fallback_replicates`` replicates (``calibration``).
+
+*Linearised bootstrap* (``conflict.bootstrap_mode: linearised``): each
+hypothesis is replaced by its Gauss-Newton quadratic model about its solution
+for the observed data (:class:`QuadraticModel`, Jacobians frozen there), and a
+replicate's fit is one linear solve of that model for the replicate's data (the
+same noise draws as the refits). On a linear problem it gives the refits' T*
+up to solver tolerance; on a nonlinear one it omits the optimisation error of
+the refits.
 
 Attribution
 -----------
 The tension modality ``k`` adds is ``T − T_{−k}``, the change in the statistic
 when it joins the others (``T_{−k}`` from the same test without ``k``), with a
-χ² p-value on ``ν − ν_{−k}`` degrees of freedom. The suspect is the modality
+χ² p-value on ``ν − ν_{−k}`` degrees of freedom. By default
+(``conflict.attribution: linearised``) the coupled fit without ``k`` is the
+minimum of the quadratic model of its objective about the coupled solution (one
+linear solve, no new engine runs); ``refit`` fits it again (one more nonlinear
+fit per modality). The suspect is the modality
 with the smallest such p-value. A modality's verdict is ``conflict`` only when
 the test as a whole finds one (its p-value < α) and its own p-value is < α: on
 a nonlinear problem ``T`` and ``T_{−k}`` each carry the optimisation error of
@@ -55,7 +78,16 @@ Augmentation
 Bias parameters (:mod:`jointinv.bias`) declared in the config join the model
 vector in both hypotheses; their estimates and posterior σ (``sqrt`` of the
 diagonal of ``A⁻¹`` at the coupled solution) are reported, and the test is run
-again with them to show whether they explain the conflict.
+again with them to show whether they explain the conflict. That second pass
+starts from the coupled solution of the first (its biases at 0) with the same
+β* and coupling weights: no second β schedule.
+
+Each bias also carries ρ, its multiple correlation with every other parameter
+under the linearised posterior, ``ρ² = 1 − 1/(A_bb·(A⁻¹)_bb)``: near 1 the model
+can take the bias's place (a shot static against the velocity under that shot).
+Above :data:`SEPARABLE_CORRELATION` a bias is reported as not separable from the
+model and never as significant; otherwise it is significant when
+``|b| > z_{1−α/2}·σ_b``.
 """
 
 from __future__ import annotations
