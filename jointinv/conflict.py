@@ -611,7 +611,9 @@ def _fit_hypotheses(
     log.info("conflict test: fits of each modality alone")
     alone, objectives = {}, {}
     for k in names:
-        alone[k], objectives[k] = fit(setup, (k,), data, coupled.model)
+        start = getattr(setup, "alone_start", None)
+        m0 = coupled.model if start is None else start(k, coupled.model)
+        alone[k], objectives[k] = fit(setup, (k,), data, m0)
     fitted = _Fitted(coupled, obj_c, alone, objectives, {}, {})
     log.info("conflict test: hat-matrix traces (effective numbers of parameters)")
     fitted.traces_coupled = _traces(fitted, "", probes, seed)
@@ -970,7 +972,9 @@ class ConfigSetup:
         self._blocks: list[BiasBlock] | None = None
         #: the coupled solution of the observed data (set by the first coupled fit)
         self.coupled_model: np.ndarray | None = None
-        self._warm: tuple[np.ndarray, list[BiasBlock]] | None = None
+        #: the solution of each fit alone of the observed data (set by that fit)
+        self.alone_models: dict[str, np.ndarray] = {}
+        self._warm: tuple[ConfigSetup, list[BiasBlock]] | None = None
 
     def warm_start(self, other: ConfigSetup) -> None:
         """Start from ``other``'s coupled solution (biases it lacks at 0) and reuse its
@@ -979,7 +983,28 @@ class ConfigSetup:
             raise RuntimeError("warm start from a setup whose coupled fit has not run")
         self.beta = other.beta
         self.coupling_weights = dict(other.coupling_weights)
-        self._warm = (other.coupled_model, other.bias_blocks())
+        self._warm = (other, other.bias_blocks())
+
+    def _carry(self, model: np.ndarray, into: np.ndarray) -> np.ndarray:
+        """``into`` with the model part and the biases both passes declare from the
+        warm-start setup's ``model``."""
+        other, blocks = self._warm
+        n = len(self._problem(tuple(self.names))[0].m_start)
+        into[:n] = model[:n]
+        for b in blocks:
+            for c in self.bias_blocks():
+                if (c.modality, c.kind, c.labels) == (b.modality, b.kind, b.labels):
+                    into[c.start : c.start + c.size] = model[b.start : b.start + b.size]
+        return into
+
+    def alone_start(self, name: str, coupled: np.ndarray) -> np.ndarray:
+        """Where the fit of ``name`` alone starts: the coupled solution, or with a
+        warm start the other setup's solution of that fit alone (its biases at 0)."""
+        if self._warm is None or self.replicate or name not in self._warm[0].alone_models:
+            return coupled
+        start = self._carry(self._warm[0].alone_models[name], np.zeros(len(coupled)))
+        log.info("conflict test: the fit of %s alone starts from that of the plain pass", name)
+        return start
 
     def __getstate__(self) -> dict[str, Any]:
         keep = ("loaded", "augmented", "names", "beta", "coupling_weights")
@@ -989,7 +1014,7 @@ class ConfigSetup:
         self.__dict__.update(state)
         self._cache, self._blocks = {}, None
         self.replicate, self.fits = False, []
-        self.coupled_model, self._warm = None, None
+        self.coupled_model, self._warm, self.alone_models = None, None, {}
 
     def _problem(self, names: tuple[str, ...]) -> tuple[Any, Objective]:
         from .problem import build_problem
@@ -1036,12 +1061,7 @@ class ConfigSetup:
         n = len(problem.m_start)
         m0[:n] = problem.m_start
         if self._warm is not None:
-            model, blocks = self._warm
-            m0[:n] = model[:n]
-            for b in blocks:  # the biases both passes declare keep their values
-                for c in self.bias_blocks():
-                    if (c.modality, c.kind, c.labels) == (b.modality, b.kind, b.labels):
-                        m0[c.start : c.start + c.size] = model[b.start : b.start + b.size]
+            m0 = self._carry(self._warm[0].coupled_model, m0)
         return m0
 
     def solve(self, objective: Objective, m0: np.ndarray) -> np.ndarray:
@@ -1058,6 +1078,10 @@ class ConfigSetup:
             model = self._fixed_beta(objective, m0)
             if first and not self.replicate:
                 self.coupled_model = model
+            alone = len(objective.misfits) == 1 and len(self.names) > 1
+            name = objective.misfits[0].name
+            if alone and not self.replicate and name not in self.alone_models:
+                self.alone_models[name] = model
             return model
 
     def _gauss_newton(self, objective: Objective, beta: Any, **extra: Any) -> GaussNewton:

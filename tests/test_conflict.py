@@ -426,6 +426,8 @@ def test_plain_pass_is_reported_before_the_pass_with_biases(workspace, caplog):
     assert not any("with biases: coupled fit" in m for m in lines)
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("conflict test: warm start at beta*") for m in messages)
+    warm = "conflict test: the fit of gravity_b alone starts from"
+    assert any(m.startswith(warm) for m in messages)
 
 
 def test_report_files_say_whether_they_are_complete(workspace, tmp_path):
