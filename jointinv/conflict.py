@@ -1342,7 +1342,7 @@ def report_tables(report: ConflictReport) -> list[Any]:
         title = "with biases" if a.augmented else "as given"
         boot = "—" if a.p_bootstrap is None else f"{a.p_bootstrap:.3g}"
         verdict = f"CONFLICT (suspect: {a.suspect})" if a.conflict else "consistent"
-        kind = "" if a.calibration == "bootstrap" else "linearised "
+        kind = "linearised " if a.calibration == "linearised bootstrap" else ""
         caution = "" if a.dof_reliable else f" (χ² law unreliable: {a.dof_note})"
         t = Table(
             title=f"Conflict test, data {title}",
@@ -1354,7 +1354,7 @@ def report_tables(report: ConflictReport) -> list[Any]:
         )
         for col in ("modality", "χ² alone", "χ² joint", "tension (ν)", "p-value"):
             t.add_column(col, justify="left" if col == "modality" else "right")
-        t.add_column("biases ± σ")
+        t.add_column("biases ± σ", overflow="fold")
         t.add_column("verdict")
         for r in a.rows:
             biases = "\n".join(_bias_line(b) for b in a.biases if b.modality == r.name)
@@ -1377,5 +1377,5 @@ def _bias_line(b: BiasEstimate) -> str:
     name = f"{b.kind} {b.label if b.label != b.kind else ''}".strip()
     line = f"{name} {b.value:.4g} ± {b.std:.2g} {b.units}"
     if not b.separable:
-        return line + f" (not separable from the model, ρ = {b.correlation:.2f})"
+        return line + f" (ρ = {b.correlation:.2f}: not separable from the model)"
     return line + (" (significant)" if b.significant else "")

@@ -398,6 +398,12 @@ def test_cli_finds_the_biased_gravity_file_and_the_offset_explains_it(workspace,
         assert f.attrs["exit_code"] == 0
         assert f["plain"].attrs["conflict"]
         assert f["augmented/biases/value"][0] == pytest.approx(bias["value"])
+        assert f["augmented/biases/correlation"][0] == pytest.approx(bias["correlation"])
+        assert bool(f["augmented/biases/separable"][0]) == bias["separable"]
+        assert f["augmented"].attrs["calibration"] == report["augmented"]["calibration"]
+    # a constant offset of one of two surveys of one density model: separable (ρ < 0.9),
+    # and with 5 σ on 32 stations significant
+    assert 0.0 <= bias["correlation"] < 0.9 and bias["separable"] and bias["significant"]
 
 
 def test_plain_pass_is_reported_before_the_pass_with_biases(workspace, caplog):
@@ -778,6 +784,9 @@ def test_bias_correlation_flags_a_bias_the_model_can_mimic():
     separable = analyze(LinearSetup(k, data, biases=["gravity"]))
     (b,) = separable.biases
     assert b.separable and b.correlation < 0.5 and b.significant
+    from jointinv.conflict import _bias_line
+
+    assert _bias_line(b).endswith(" u (significant)")
 
     mimic = {n: kk.copy() for n, kk in k.items()}
     mimic["gravity"][:, 0] = 1.0  # parameter 0 adds a constant to every gravity datum
@@ -787,6 +796,7 @@ def test_bias_correlation_flags_a_bias_the_model_can_mimic():
     (b,) = a.biases
     print(f"correlation {b.correlation:.4f}, value {b.value:.3f} ± {b.std:.3f}")
     assert b.correlation > 0.9 and not b.separable and not b.significant
+    assert _bias_line(b).endswith("u (ρ = 1.00: not separable from the model)")
 
     # the formula against the regression definition on the posterior covariance
     setup = LinearSetup(mimic, data, biases=["gravity"])
