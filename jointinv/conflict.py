@@ -597,6 +597,11 @@ class _Fitted:
         alone = sum(f.phi[k] for k, f in self.alone.items())
         return 2.0 * (sum(self.coupled.phi.values()) - alone)
 
+    def dof(self) -> tuple[float, float]:
+        """ν and its Monte Carlo error (0 when the traces are exact)."""
+        nu = self.dof_samples()
+        return float(nu.mean()), float(nu.std(ddof=1) / np.sqrt(len(nu))) if len(nu) > 1 else 0.0
+
     def dof_samples(self) -> np.ndarray:
         """ν per probe (paired probes), or its one exact value."""
         alone = sum(v for v in self.traces_alone.values())
@@ -665,7 +670,7 @@ def _rows(
     probes: int, seed: int,
 ) -> list[ModalityRow]:
     names = tuple(setup.names)
-    t_all, dof = fitted.statistic, float(fitted.dof_samples().mean())
+    t_all, dof = fitted.statistic, fitted.dof()[0]
     if mode and len(names) > 2:
         log.info("conflict test: attribution (the test without each modality, %s)", mode)
     rows = []
@@ -745,9 +750,7 @@ def analyze(
     if data is None:
         data = {t.name: t.observed.copy() for t in setup.objective(names).misfits}
     fitted = _fit_hypotheses(setup, data, probes, seed)
-    t_all, nu = fitted.statistic, fitted.dof_samples()
-    dof = float(nu.mean())
-    dof_std = float(nu.std(ddof=1) / np.sqrt(len(nu))) if len(nu) > 1 else 0.0
+    t_all, (dof, dof_std) = fitted.statistic, fitted.dof()
     biases = estimate_biases(
         setup.bias_blocks(), fitted.objective, fitted.coupled.model, alpha=alpha
     )
@@ -757,17 +760,16 @@ def analyze(
     note = dof_check(t_all, dof, dof_std)
     if note:
         log.warning("conflict test: the chi2(nu) approximation is unreliable here: %s", note)
-    calibration, replicates = "chi2", []
-    if bootstrap:
-        calibration = "bootstrap" if bootstrap_mode == "refit" else "linearised bootstrap"
-        replicates = _bootstrap(setup, fitted, bootstrap, bootstrap_mode, seed, workers)
-    elif note and fallback_replicates:
+    if not bootstrap and note and fallback_replicates:
         log.warning(
             "conflict test: p-value from a linearised bootstrap of %d replicates instead",
             fallback_replicates,
         )
-        calibration = "linearised bootstrap"
-        replicates = _bootstrap(setup, fitted, fallback_replicates, "linearised", seed, 1)
+        bootstrap, bootstrap_mode, workers = fallback_replicates, "linearised", 1
+    calibration, replicates = "chi2", []
+    if bootstrap:
+        calibration = "bootstrap" if bootstrap_mode == "refit" else "linearised bootstrap"
+        replicates = _bootstrap(setup, fitted, bootstrap, bootstrap_mode, seed, workers)
     p_boot = None
     if replicates:
         p_boot = (1 + int(np.sum(np.asarray(replicates) >= t_all))) / (len(replicates) + 1)
