@@ -10,7 +10,9 @@ Runs, each in a fresh process (as a user would) and in this order:
    skips it).
 
 The ratio conflict-test time / run time of each row is printed, both measured in
-this benchmark run (the machine may be shared: compare ratios, not seconds).
+this benchmark run, for the wall time and for the CPU time of the command (user +
+system, all its threads and processes): on a shared machine the wall times follow
+the load of the moment, the CPU times much less.
 
 Each run writes its report as JSON; the table gives the wall time of the whole
 command, its split (coupled and uncoupled fits with the hat-matrix traces,
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -33,16 +36,26 @@ import time
 from pathlib import Path
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of the finished child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+CPU: dict[str, float] = {}  # CPU seconds of each command, by label
+
+
 def run(config: Path, extra: list[str], log: Path | None = None) -> tuple[float, dict, int]:
     """Wall time, JSON report and exit code of one ``jointinv conflict-test``
-    (its progress log appended to ``log`` if given)."""
+    (its progress log appended to ``log`` if given; its CPU time in ``CPU``)."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
         cmd = [sys.executable, "-m", "jointinv.cli", "conflict-test", str(config)]
         cmd += ["--json", str(report), *extra, *([] if log else ["--quiet"])]
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         proc = subprocess.run(cmd, capture_output=True, text=True)
         seconds = time.perf_counter() - start
+        CPU[" ".join(extra)] = cpu_seconds() - cpu
         if log:
             with log.open("a") as f:
                 f.write(f"$ {' '.join(cmd)}\n{proc.stderr}")
@@ -57,9 +70,10 @@ def run_inversion(config: Path) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "jointinv.cli", "run", str(config)]
         cmd += ["--output", str(Path(tmp) / "run.h5"), "--quiet"]
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         proc = subprocess.run(cmd, capture_output=True, text=True)
         seconds = time.perf_counter() - start
+        CPU["run"] = cpu_seconds() - cpu
         if proc.returncode != 0:
             sys.stderr.write(proc.stdout + proc.stderr)
             raise SystemExit(f"jointinv run failed with exit code {proc.returncode}")
@@ -125,9 +139,12 @@ def main() -> None:
 
     print(f"config: {args.config}")
     if run_seconds is not None:
-        print(f"jointinv run: {run_seconds:.1f} s")
-        for label, seconds, *_ in rows:
-            print(f"{label}: {seconds:.1f} s, ratio to run {seconds / run_seconds:.2f}")
+        print(f"jointinv run: {run_seconds:.1f} s wall, {CPU['run']:.1f} s CPU")
+        for (label, seconds, *_), cpu in zip(rows, [CPU[" ".join(e)] for _, e in runs]):
+            print(
+                f"{label}: {seconds:.1f} s wall, {cpu:.1f} s CPU; ratio to run: "
+                f"wall {seconds / run_seconds:.2f}, CPU {cpu / CPU['run']:.2f}"
+            )
     head = (
         f"| {'run':<30s} | {'wall s':>7s} | {'fits+ν s':>8s} | {'attrib s':>8s} "
         f"| {'boot s':>7s} | {'s/replicate':>11s} | {'T':>8s} | {'ν':>6s} "
