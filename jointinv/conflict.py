@@ -977,8 +977,8 @@ class ConfigSetup:
     β* (its last β); it is then continued at β* without balancing weights, and
     every other fit (alone, leave-one-out, bootstrap replicates) minimises its
     objective at β*, starting from the coupled solution (a fit alone from the
-    coupled fit of the same data). Each fixed-β fit stops on the
-    config's stagnation tolerance or ``max_iterations``, the fits of bootstrap
+    coupled fit of the same data), by :class:`DirectGaussNewton`. Each fixed-β
+    fit stops on the config's stagnation tolerance or ``max_iterations``, the fits of bootstrap
     replicates (``replicate`` set) included, unless :data:`REPLICATE_MAX_ITERATIONS`
     sets a lower cap for them. A fit stopped by the cap is logged as a warning
     and every fit is recorded in :attr:`fits`. With ``augmented=True`` the
