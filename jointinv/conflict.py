@@ -545,6 +545,9 @@ class Analysis:
     dof_note: str = ""
     calibration: str = "chi2"
     attribution: str = "linearised"
+    #: T with every fit carried to the minimum of its quadratic model
+    #: (:meth:`_Fitted.linearised_statistic`); the linearised bootstrap tests it
+    statistic_linearised: float = float("nan")
 
     @property
     def p_value(self) -> float:
@@ -574,23 +577,31 @@ def _p_chi2(t: float, dof: float) -> float:
     return float(stats.chi2.sf(max(t, 0.0), dof))
 
 
-def dof_check(statistic: float, dof: float, dof_std: float) -> str:
+def dof_check(statistic: float, dof: float, dof_std: float, linearised: float) -> str:
     """Why T ~ χ²(ν) cannot calibrate ``statistic`` ("" when it can).
 
     - ν < :data:`MIN_DOF` (ν ≤ 0 included): the coupled model has about as many
       effective parameters as the separate ones, or more; no χ² law fits.
     - Hutchinson's error of ν above ν/3: ν is not known to be positive.
-    - T < −√(2ν), one standard deviation of χ²(ν) below its lower bound 0: the
-      optimisation error of the nonlinear fits exceeds the sampling spread the
-      law assumes, so the linearisation behind ν does not describe these fits.
+    - T < −√(2ν), one standard deviation of χ²(ν) below its lower bound 0, or
+      |T − T_lin| > √(2ν), T_lin (``linearised``) being T with every fit carried to
+      the minimum of its quadratic model: the optimisation error of the nonlinear
+      fits exceeds the sampling spread the law assumes.
     """
     if dof < MIN_DOF:
         return f"nu = {dof:.3g} < {MIN_DOF:g}"
     if dof_std > dof / 3.0:
         return f"Hutchinson error of nu ({dof_std:.3g}) above nu/3 (nu = {dof:.3g})"
-    if statistic < -np.sqrt(2.0 * dof):
+    spread = np.sqrt(2.0 * dof)
+    if statistic < -spread:
         return (
-            f"T = {statistic:.4g} below -sqrt(2 nu) = {-np.sqrt(2.0 * dof):.3g}: "
+            f"T = {statistic:.4g} below -sqrt(2 nu) = {-spread:.3g}: "
+            "the fits' optimisation error exceeds the spread of chi2(nu)"
+        )
+    if abs(statistic - linearised) > spread:
+        return (
+            f"|T - T_lin| = {abs(statistic - linearised):.3g} above sqrt(2 nu) = {spread:.3g} "
+            f"(T_lin = {linearised:.4g}, the fits carried to their quadratic models' minima): "
             "the fits' optimisation error exceeds the spread of chi2(nu)"
         )
     return ""
@@ -622,6 +633,14 @@ class _Fitted:
     def statistic(self) -> float:
         alone = sum(f.phi[k] for k, f in self.alone.items())
         return 2.0 * (sum(self.coupled.phi.values()) - alone)
+
+    def linearised_statistic(self, data: dict[str, np.ndarray]) -> float:
+        """T with every fit carried to the minimum of its quadratic model (one Newton
+        step from its solution): T free of the fits' remaining optimisation error,
+        computed as the linearised bootstrap computes T*."""
+        coupled = sum(self.linearised("").refit(data).values())
+        alone = sum(self.linearised(k).refit(data)[k] for k in self.alone)
+        return 2.0 * (coupled - alone)
 
     def dof(self) -> tuple[float, float]:
         """ν and its Monte Carlo error (0 when the traces are exact)."""
@@ -777,13 +796,14 @@ def analyze(
         data = {t.name: t.observed.copy() for t in setup.objective(names).misfits}
     fitted = _fit_hypotheses(setup, data, probes, seed)
     t_all, (dof, dof_std) = fitted.statistic, fitted.dof()
+    t_lin = fitted.linearised_statistic(data)
     biases = estimate_biases(
         setup.bias_blocks(), fitted.objective, fitted.coupled.model, alpha=alpha
     )
     t1 = time.perf_counter()
     rows = _rows(setup, fitted, data, mode, probes, seed)
     t2 = time.perf_counter()
-    note = dof_check(t_all, dof, dof_std)
+    note = dof_check(t_all, dof, dof_std, t_lin)
     if note:
         log.warning("conflict test: the chi2(nu) approximation is unreliable here: %s", note)
     if not bootstrap and note and fallback_replicates:
@@ -797,8 +817,9 @@ def analyze(
         calibration = "bootstrap" if bootstrap_mode == "refit" else "linearised bootstrap"
         replicates = _bootstrap(setup, fitted, bootstrap, bootstrap_mode, seed, workers)
     p_boot = None
-    if replicates:
-        p_boot = (1 + int(np.sum(np.asarray(replicates) >= t_all))) / (len(replicates) + 1)
+    if replicates:  # the linearised T* against T computed as they are: T_lin
+        observed = t_all if calibration == "bootstrap" else t_lin
+        p_boot = (1 + int(np.sum(np.asarray(replicates) >= observed))) / (len(replicates) + 1)
     seconds = {
         "fits_and_fast": t1 - t0,
         "attribution": t2 - t1,
@@ -812,7 +833,7 @@ def analyze(
     return Analysis(
         augmented, alpha, t_all, dof, p_fast, p_boot, replicates, rows, biases, seconds,
         dof_std=dof_std, dof_reliable=not note, dof_note=note, calibration=calibration,
-        attribution=mode or "none",
+        attribution=mode or "none", statistic_linearised=t_lin,
     )
 
 
@@ -1282,6 +1303,7 @@ def _fill_analysis(g: Any, a: Analysis) -> None:
         conflict=a.conflict,
         suspect=a.suspect or "",
         dof_std=a.dof_std,
+        statistic_linearised=a.statistic_linearised,
         dof_reliable=a.dof_reliable,
         dof_note=a.dof_note,
         calibration=a.calibration,

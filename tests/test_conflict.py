@@ -624,6 +624,8 @@ def test_linearised_attribution_equals_the_refits_on_a_linear_problem():
     data = simulate(k, np.random.default_rng(13), offset=3 * SIGMA)
     lin = analyze(LinearSetup(k, data), attribution="linearised")
     ref = analyze(LinearSetup(k, data), attribution="refit")
+    # linear: the fits are at the minima of their quadratic models, T_lin = T
+    assert lin.statistic_linearised == pytest.approx(lin.statistic, rel=1e-8, abs=1e-8)
     assert (lin.attribution, ref.attribution) == ("linearised", "refit")
     for a, b in zip(lin.rows, ref.rows):
         assert a.tension == pytest.approx(b.tension, rel=1e-6, abs=1e-6)
@@ -730,20 +732,22 @@ def test_woodbury_and_cg_solves_and_exact_traces_match_the_dense_ones(monkeypatc
 
 
 @pytest.mark.parametrize(
-    ("t", "dof", "std", "reason"),
+    ("t", "dof", "std", "t_lin", "reason"),
     [
-        (5.0, -3.0, 0.0, "nu = -3 < 1"),
-        (5.0, 0.4, 0.0, "nu = 0.4 < 1"),
-        (5.0, 12.0, 5.0, "Hutchinson error of nu (5) above nu/3"),
-        (-17.6, 37.1, 0.0, "T = -17.6 below -sqrt(2 nu) = -8.61"),
-        (-5.0, 37.1, 1.0, ""),
-        (40.0, 37.1, 1.0, ""),
+        (5.0, -3.0, 0.0, 5.0, "nu = -3 < 1"),
+        (5.0, 0.4, 0.0, 5.0, "nu = 0.4 < 1"),
+        (5.0, 12.0, 5.0, 5.0, "Hutchinson error of nu (5) above nu/3"),
+        (-17.6, 37.1, 0.0, -17.6, "T = -17.6 below -sqrt(2 nu) = -8.61"),
+        # the quick start: T = 51.5, nu = 3.49, T_lin = 4.89
+        (51.5, 3.49, 0.0, 4.89, "|T - T_lin| = 46.6 above sqrt(2 nu) = 2.64"),
+        (-5.0, 37.1, 1.0, -4.0, ""),
+        (40.0, 37.1, 1.0, 38.0, ""),
     ],
 )
-def test_dof_check(t, dof, std, reason):
+def test_dof_check(t, dof, std, t_lin, reason):
     from jointinv.conflict import dof_check
 
-    note = dof_check(t, dof, std)
+    note = dof_check(t, dof, std, t_lin)
     assert note.startswith(reason) if reason else note == ""
 
 
@@ -896,3 +900,29 @@ def test_direct_gauss_newton_steps_converge_in_fewer_iterations(monkeypatch):
           f"({n_loose} it)")
     assert direct == pytest.approx(best, rel=1e-6)
     assert n_direct < n_loose
+
+
+def test_fits_short_of_their_minima_are_caught_and_tested_linearised():
+    """Fits stopped after one Gauss-Newton step of a strongly nonlinear problem leave an
+    optimisation error in T; T_lin (each fit carried to its quadratic model's minimum)
+    shows it, dof_check flags it and the linearised bootstrap tests T_lin, computed as
+    its replicates are."""
+
+    class OneStep(NonlinearSetup):
+        C = 0.5
+
+        def solve(self, objective, m0):
+            return fixed_beta_solve(objective, m0, beta=BETA, iterations=1)
+
+    k = kernels()
+    rng = np.random.default_rng(21)
+    m = rng.standard_normal(P)
+    data = {n: MildlyNonlinear(kk, OneStep.C).forward(m) for n, kk in k.items()}
+    data = {n: d + SIGMA * rng.standard_normal(len(d)) for n, d in data.items()}
+    a = analyze(OneStep(k, data), attribution=False, fallback_replicates=49)
+    print(f"T {a.statistic:.4g}, T_lin {a.statistic_linearised:.4g}, nu {a.dof:.3g}: {a.dof_note}")
+    assert abs(a.statistic - a.statistic_linearised) > np.sqrt(2 * a.dof)
+    assert not a.dof_reliable and a.dof_note.startswith("|T - T_lin| = ")
+    assert a.calibration == "linearised bootstrap"
+    t = np.asarray(a.bootstrap_statistics)
+    assert a.p_bootstrap == (1 + np.sum(t >= a.statistic_linearised)) / 50
