@@ -528,6 +528,22 @@ class ConflictConfig(_Strict):
     probes: Annotated[int, Field(ge=1)] = Field(
         20, description="Hutchinson probes of the hat-matrix traces (large problems)."
     )
+    attribution: Literal["linearised", "refit"] = Field(
+        "linearised",
+        description="The test without each modality: its coupled fit as the Gauss-Newton "
+        "quadratic model about the coupled solution (one linear solve), or refitted "
+        "(one more nonlinear fit per modality).",
+    )
+    bootstrap_mode: Literal["refit", "linearised"] = Field(
+        "refit",
+        description="Bootstrap replicates refitted (the reference), or every hypothesis "
+        "linearised about its solution (Jacobians frozen; one linear solve per fit).",
+    )
+    fallback_replicates: Annotated[int, Field(ge=0)] = Field(
+        99,
+        description="Replicates of the linearised bootstrap that gives the p-value when "
+        "the chi2(nu) law is unreliable and bootstrap is 0 (0: none).",
+    )
     biases: dict[str, list[BiasKind]] = Field(
         default_factory=dict,
         description="Bias parameters by modality: gravity [offset, trend, loop_offset], "

@@ -32,18 +32,41 @@ p-value is the same serially and with any number of worker processes.
 the difference of the effective numbers of parameters. ``H = W J A⁻¹ JᵀW`` is
 the linearised hat (resolution) matrix at the solution, with ``A = JᵀW²J +
 β∇²R + Σ∇²C`` the Gauss-Newton Hessian of the objective; ``tr H = tr(A⁻¹JᵀW²J)``
-is computed exactly (dense) for up to :data:`DENSE_LIMIT` parameters and
-otherwise by Hutchinson probing, ``E[zᵀA⁻¹JᵀW²Jz]`` over Rademacher vectors
-``z`` (fixed seed) with one CG solve each (relative tolerance
-:data:`TRACE_CG_TOLERANCE`). The χ² law is exact for a linear
-problem with Gaussian noise and a weak prior; with the χ²-target stopping of
-``jointinv run`` it is a rough guide and the bootstrap is the reference.
+is computed exactly: densely for up to :data:`DENSE_LIMIT` parameters, and
+above that from ``A = B + UᵀU`` (``B`` the sparse regularization, coupling and
+prior Hessians, ``U`` the stacked weighted Jacobians, one row per datum) by
+Woodbury's identity with a sparse LU of ``B`` (:func:`hessian_solver`). Only
+when a term offers no matrix are the traces Hutchinson estimates,
+``E[zᵀA⁻¹JᵀW²Jz]`` over Rademacher vectors ``z`` (fixed seed) with one CG
+solve each (relative tolerance :data:`TRACE_CG_TOLERANCE`). The χ² law is exact
+for a linear problem with Gaussian noise and a weak prior; with the χ²-target
+stopping of ``jointinv run`` it is a rough guide and the bootstrap is the reference.
+
+*When the χ² law is not used* (:func:`dof_check`): ν < :data:`MIN_DOF` (ν ≤ 0
+included); Hutchinson's error of ν above ν/3; or ``T < −√(2ν)``, one standard
+deviation of χ²(ν) below its lower bound 0, i.e. the optimisation error of the
+nonlinear fits is larger than the sampling spread the law assumes. The report
+then says ``dof_reliable: false`` with the reason, the log warns, and unless a
+bootstrap was asked for the p-value comes from a *linearised bootstrap* of
+``conflict.fallback_replicates`` replicates (``calibration``).
+
+*Linearised bootstrap* (``conflict.bootstrap_mode: linearised``): each
+hypothesis is replaced by its Gauss-Newton quadratic model about its solution
+for the observed data (:class:`QuadraticModel`, Jacobians frozen there), and a
+replicate's fit is one linear solve of that model for the replicate's data (the
+same noise draws as the refits). On a linear problem it gives the refits' T*
+up to solver tolerance; on a nonlinear one it omits the optimisation error of
+the refits.
 
 Attribution
 -----------
 The tension modality ``k`` adds is ``T − T_{−k}``, the change in the statistic
 when it joins the others (``T_{−k}`` from the same test without ``k``), with a
-χ² p-value on ``ν − ν_{−k}`` degrees of freedom. The suspect is the modality
+χ² p-value on ``ν − ν_{−k}`` degrees of freedom. By default
+(``conflict.attribution: linearised``) the coupled fit without ``k`` is the
+minimum of the quadratic model of its objective about the coupled solution (one
+linear solve, no new engine runs); ``refit`` fits it again (one more nonlinear
+fit per modality). The suspect is the modality
 with the smallest such p-value. A modality's verdict is ``conflict`` only when
 the test as a whole finds one (its p-value < α) and its own p-value is < α: on
 a nonlinear problem ``T`` and ``T_{−k}`` each carry the optimisation error of
@@ -55,7 +78,16 @@ Augmentation
 Bias parameters (:mod:`jointinv.bias`) declared in the config join the model
 vector in both hypotheses; their estimates and posterior σ (``sqrt`` of the
 diagonal of ``A⁻¹`` at the coupled solution) are reported, and the test is run
-again with them to show whether they explain the conflict.
+again with them to show whether they explain the conflict. That second pass
+starts from the coupled solution of the first (its biases at 0) with the same
+β* and coupling weights: no second β schedule.
+
+Each bias also carries ρ, its multiple correlation with every other parameter
+under the linearised posterior, ``ρ² = 1 − 1/(A_bb·(A⁻¹)_bb)``: near 1 the model
+can take the bias's place (a shot static against the velocity under that shot).
+Above :data:`SEPARABLE_CORRELATION` a bias is reported as not separable from the
+model and never as significant; otherwise it is significant when
+``|b| > z_{1−α/2}·σ_b``.
 """
 
 from __future__ import annotations
@@ -70,8 +102,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import scipy.sparse as sp
 from scipy import stats
-from scipy.sparse.linalg import LinearOperator, cg
+from scipy.linalg import cho_factor, cho_solve
+from scipy.sparse.linalg import LinearOperator, cg, splu
 from threadpoolctl import threadpool_limits
 
 from . import interrupt
@@ -87,6 +121,16 @@ DENSE_LIMIT = 1500
 
 #: relative CG tolerance of the solves of Hutchinson's probes (their variance dominates)
 TRACE_CG_TOLERANCE = 1e-3
+
+#: relative CG tolerance of the linear solves of the linearised refits (larger problems)
+LINEAR_CG_TOLERANCE = 1e-6
+
+#: the χ²(ν) law is not used below this many effective parameters (ν ≤ 0 included)
+MIN_DOF = 1.0
+
+#: a bias whose multiple correlation with the other parameters exceeds this is
+#: reported as not separable from the model (and never as significant)
+SEPARABLE_CORRELATION = 0.9
 
 #: exit code of ``jointinv conflict-test`` when a conflict is found
 EXIT_CONFLICT = 3
@@ -182,9 +226,18 @@ def statistic(setup: Setup, data: dict[str, np.ndarray], m0: np.ndarray | None =
 
 # --- linear algebra at a solution ------------------------------------------------------
 def _dense_hessian(objective: Objective, m: np.ndarray) -> np.ndarray:
-    eye = np.eye(len(m))
-    a = np.column_stack([objective.hessian_vec(m, e) for e in eye])
-    return 0.5 * (a + a.T)
+    """A, column by column (one Hessian-vector product each), symmetrised."""
+    n = len(m)
+    a, e = np.empty((n, n)), np.zeros(n)
+    for i in range(n):
+        if i % 500 == 0:
+            interrupt.check()
+        e[i] = 1.0
+        a[:, i] = objective.hessian_vec(m, e)
+        e[i] = 0.0
+    a += a.T
+    a *= 0.5
+    return a
 
 
 def _cg_solve(
@@ -212,45 +265,234 @@ def hat_traces(
     estimator with ``probes`` Rademacher vectors drawn from ``seed``. The sum
     over modalities is the effective number of parameters.
     """
+    return {k: float(v.mean()) for k, v in trace_samples(objective, m, probes, seed).items()}
+
+
+def trace_samples(
+    objective: Objective,
+    m: np.ndarray,
+    probes: int = 20,
+    seed: int = 0,
+    solve: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """The terms whose mean is :func:`hat_traces`: one exact value when dense, else
+    one per Hutchinson probe ``zᵀA⁻¹J_kᵀW_k²J_k z``. The probes depend only on
+    ``seed`` and the length of ``m``, so samples of two objectives of the same model
+    vector are paired (their differences estimate ν with a smaller error). ``solve``
+    applies A⁻¹ (default: CG to :data:`TRACE_CG_TOLERANCE`); when it comes from a
+    Woodbury factorisation (:func:`hessian_solver`) the traces are exact."""
     n = len(m)
+    if hasattr(solve, "traces"):  # exact, from a Woodbury factorisation
+        return {k: np.array([v]) for k, v in solve.traces().items()}
     if n <= DENSE_LIMIT:
         a = _dense_hessian(objective, m)
         eye = np.eye(n)
         out = {}
         for t in objective.misfits:
             d = np.column_stack([t.hessian_vec(m, e) for e in eye])
-            out[t.name] = float(np.trace(np.linalg.solve(a, d)))
+            out[t.name] = np.array([np.trace(np.linalg.solve(a, d))])
         return out
     rng = np.random.default_rng(seed)
-    sums = {t.name: 0.0 for t in objective.misfits}
-    for _ in range(probes):
+    out = {t.name: np.zeros(probes) for t in objective.misfits}
+    for i in range(probes):
         z = rng.choice([-1.0, 1.0], size=n)
-        x = _cg_solve(objective, m, z, rtol=TRACE_CG_TOLERANCE, maxiter=200)
+        if solve is None:
+            x = _cg_solve(objective, m, z, rtol=TRACE_CG_TOLERANCE, maxiter=200)
+        else:
+            x = solve(z)
         for t in objective.misfits:
-            sums[t.name] += float(x @ t.hessian_vec(m, z))
-    return {k: v / probes for k, v in sums.items()}
+            out[t.name][i] = float(x @ t.hessian_vec(m, z))
+    return out
 
 
 def posterior_std(objective: Objective, m: np.ndarray, index: np.ndarray) -> np.ndarray:
     """sqrt(diag(A⁻¹)) at ``index``: the linearised posterior σ of those parameters."""
+    return np.sqrt(_posterior_diagonals(objective, m, index)[0])
+
+
+def _posterior_diagonals(
+    objective: Objective, m: np.ndarray, index: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(A⁻¹)_ii and A_ii at ``index`` (A the Gauss-Newton Hessian at ``m``)."""
     index = np.asarray(index, dtype=int)
     if len(index) == 0:
-        return np.zeros(0)
+        return np.zeros(0), np.zeros(0)
     if len(m) <= DENSE_LIMIT:
-        cov = np.linalg.inv(_dense_hessian(objective, m))
-        return np.sqrt(np.diag(cov)[index])
-    out = np.empty(len(index))
+        a = _dense_hessian(objective, m)
+        return np.diag(np.linalg.inv(a))[index], np.diag(a)[index]
+    inverse, direct = np.empty(len(index)), np.empty(len(index))
+    solve = hessian_solver(objective, m)
     for j, i in enumerate(index):
         e = np.zeros(len(m))
         e[i] = 1.0
-        out[j] = np.sqrt(max(_cg_solve(objective, m, e)[i], 0.0))
-    return out
+        inverse[j] = max(solve(e)[i], 0.0)
+        direct[j] = objective.hessian_vec(m, e)[i]
+    return inverse, direct
+
+
+def squared_multiple_correlation(a_inverse_ii: np.ndarray, a_ii: np.ndarray) -> np.ndarray:
+    """ρ²_i = 1 − 1/(A_ii·(A⁻¹)_ii): the squared multiple correlation of parameter i
+    with all the others under the linearised posterior N(m, A⁻¹); 0 when the data
+    resolve it independently, → 1 when other parameters can take its place."""
+    product = np.asarray(a_ii) * np.asarray(a_inverse_ii)
+    return np.clip(1.0 - 1.0 / np.maximum(product, 1.0), 0.0, 1.0)
+
+
+class QuadraticModel:
+    """The Gauss-Newton quadratic model of a fitted objective about its solution ``m``.
+
+    :meth:`refit` minimises it for other observed data, with the Jacobians frozen
+    at ``m``: one linear solve ``A δ = −g*`` (:func:`hessian_solver`), and
+    returns each modality's φ_d at ``m + δ`` from its linearised residual. Exact
+    for a linear problem with a quadratic regularization.
+    """
+
+    def __init__(self, objective: Objective, m: np.ndarray) -> None:
+        self.objective, self.m = objective, m
+        self.observed = {t.name: t.observed.copy() for t in objective.misfits}
+        self.residual = {t.name: t.normalized_residual(m).copy() for t in objective.misfits}
+        self.wj = {t.name: t.weighted_jacobian(m) for t in objective.misfits}
+        self.std = {t.name: t.std for t in objective.misfits}
+        self.gradient = objective.gradient(m)
+        #: A⁻¹ b at ``m``
+        self.solve = hessian_solver(objective, m)
+
+    def refit(self, data: dict[str, np.ndarray]) -> dict[str, float]:
+        """φ_d of every modality at the minimum of the model for ``data``."""
+        shift = {k: (data[k] - d) / self.std[k] for k, d in self.observed.items()}
+        g = self.gradient - sum(self.wj[k].rmatvec(shift[k]) for k in shift)
+        delta = -self.solve(g)
+        out = {}
+        for k in shift:
+            r = self.residual[k] + shift[k] - self.wj[k].matvec(delta)
+            out[k] = 0.5 * float(r @ r)
+        return out
+
+
+def hessian_solver(objective: Objective, m: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """b ↦ A⁻¹b for the Gauss-Newton Hessian A at ``m``.
+
+    Up to :data:`DENSE_LIMIT` parameters: dense Cholesky. Larger: A = B + UᵀU with
+    B the sparse part (β∇²R, coupling and prior Hessians) and U the stacked
+    weighted Jacobians W_kJ_k (one row per datum), solved by Woodbury's identity
+    ``A⁻¹ = B⁻¹ − B⁻¹Uᵀ(I + UB⁻¹Uᵀ)⁻¹UB⁻¹`` with a sparse LU of B: a few
+    seconds for the quick start (8460 parameters, 813 data). CG to
+    :data:`LINEAR_CG_TOLERANCE` when a term offers no matrix or B is singular.
+    """
+    direct = direct_solver(objective, m)
+    if direct is not None:
+        return direct
+    return lambda b: _cg_solve(objective, m, b, rtol=LINEAR_CG_TOLERANCE, maxiter=1000)
+
+
+def direct_solver(
+    objective: Objective, m: np.ndarray
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The direct solvers of :func:`hessian_solver` (dense Cholesky or Woodbury), or
+    None when neither applies (a term without a matrix, a singular sparse part)."""
+    if len(m) <= DENSE_LIMIT:
+        factor = cho_factor(_dense_hessian(objective, m))
+        return lambda b: cho_solve(factor, b)
+    parts = _sparse_and_low_rank(objective, m)
+    if parts is None:
+        return None
+    try:
+        solve = _Woodbury(*parts)
+    except RuntimeError as exc:  # splu: the sparse part is singular
+        log.debug("conflict test: no sparse factorisation (%s), CG instead", exc)
+        return None
+    z = np.random.default_rng(0).standard_normal(len(m))
+    error = np.linalg.norm(objective.hessian_vec(m, solve(z)) - z) / np.linalg.norm(z)
+    if error < LINEAR_CG_TOLERANCE:
+        return solve
+    log.debug("conflict test: Woodbury solve inaccurate (%.2g), CG instead", error)
+    return None
+
+
+class DirectGaussNewton(GaussNewton):
+    """Gauss-Newton whose steps solve the Gauss-Newton system directly
+    (:func:`direct_solver`) instead of by CG to the config's loose tolerance: the
+    fits of the test at a fixed β* then reach the stagnation tolerance in a few
+    iterations, each a full Newton step of the quadratic model. Falls back to CG
+    when no direct solver applies or a damping is active."""
+
+    def _search_direction(self, m: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, int]:
+        solve = None if self.damping else direct_solver(self.objective, m)
+        if solve is None:
+            return super()._search_direction(m, g)
+        return solve(-g), 0
+
+
+def _sparse_and_low_rank(objective: Objective, m: np.ndarray) -> tuple[Any, Any, Any] | None:
+    """(B, U, rows of U of each modality) of :func:`hessian_solver`, or None when a
+    term offers no matrix."""
+    n = len(m)
+    reg = objective.regularization
+    inner = getattr(reg, "inner", reg)  # bias.PaddedRegularization: zero on the biases
+    if not hasattr(inner, "hessian_matrix"):
+        return None
+    r = sp.csr_matrix(inner.hessian_matrix())
+    b = sp.csr_matrix(sp.block_diag([r, sp.csr_matrix((n - r.shape[0],) * 2)]))
+    b = objective.beta * b
+    for term in objective.couplings:
+        if hasattr(term, "hessian_matrix"):
+            b = b + term.hessian_matrix(m)
+        elif hasattr(term, "precision"):  # bias.BiasPrior: diagonal
+            b = b + sp.diags(term.precision)
+        else:
+            return None
+    rows, start = [], {}
+    for t in objective.misfits:
+        start[t.name] = sum(r.shape[0] for r in rows)
+        wj = t._weighted_jacobian(m)
+        if wj is None:
+            return None
+        columns = sp.csr_matrix(
+            (np.ones(len(wj.columns)), (np.arange(len(wj.columns)), wj.columns)),
+            shape=(len(wj.columns), n),
+        )
+        rows.append(np.sqrt(t.weight) * (sp.csr_matrix(wj.matrix) @ columns))
+    u = sp.csr_matrix(sp.vstack(rows))
+    names = [t.name for t in objective.misfits]
+    ends = [*[start[k] for k in names[1:]], u.shape[0]]
+    return sp.csc_matrix(b), u, {k: slice(start[k], e) for k, e in zip(names, ends)}
+
+
+class _Woodbury:
+    """A⁻¹ = B⁻¹ − B⁻¹Uᵀ(I + UB⁻¹Uᵀ)⁻¹UB⁻¹ (see :func:`hessian_solver`); also the
+    exact hat-matrix traces, since A⁻¹Uᵀ = B⁻¹Uᵀ(I + UB⁻¹Uᵀ)⁻¹."""
+
+    def __init__(self, b: Any, u: Any, rows: dict[str, slice]) -> None:
+        self.lu = splu(b)
+        self.u, self.rows = u, rows
+        self.bu = self.lu.solve(np.asarray(u.T.todense()))  # B⁻¹Uᵀ, (n, n_data)
+        self.capacitance = cho_factor(np.eye(u.shape[0]) + u @ self.bu)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        y = self.lu.solve(x)
+        return y - self.bu @ cho_solve(self.capacitance, self.u @ y)
+
+    def traces(self) -> dict[str, float]:
+        """tr(A⁻¹ J_kᵀW_k²J_k) = Σ (U_k ∘ (A⁻¹U_kᵀ)ᵀ) for every modality k."""
+        a_inv_ut = cho_solve(self.capacitance, self.bu.T).T  # A⁻¹Uᵀ, (n, n_data)
+        out = {}
+        for k, rows in self.rows.items():
+            u_k = self.u[rows]
+            out[k] = float(u_k.multiply(a_inv_ut[:, rows].T).sum())
+        return out
 
 
 # --- the report --------------------------------------------------------------------
 @dataclass
 class BiasEstimate:
-    """One bias parameter at the coupled solution (reported units)."""
+    """One bias parameter at the coupled solution (reported units).
+
+    ``correlation`` is ρ, the multiple correlation of the parameter with all the
+    others under the linearised posterior (:func:`squared_multiple_correlation`);
+    above :data:`SEPARABLE_CORRELATION` the data cannot tell the bias from the
+    structure (``separable`` False). ``significant``: separable and
+    ``|value| / std`` above the two-sided normal quantile at α.
+    """
 
     modality: str
     kind: str
@@ -258,6 +500,9 @@ class BiasEstimate:
     value: float
     std: float
     units: str
+    correlation: float = 0.0
+    separable: bool = True
+    significant: bool = False
 
 
 @dataclass
@@ -276,7 +521,14 @@ class ModalityRow:
 
 @dataclass
 class Analysis:
-    """The test on one version of the problem (plain, or augmented with biases)."""
+    """The test on one version of the problem (plain, or augmented with biases).
+
+    ``dof_std`` is the Monte Carlo error of ν (Hutchinson; 0 when exact);
+    ``dof_reliable`` False (with ``dof_note`` saying why) when the χ²(ν) law
+    cannot calibrate T (:func:`dof_check`), and then the p-value comes from a
+    linearised bootstrap; ``calibration`` names where the p-value comes from:
+    ``chi2``, ``bootstrap`` (refits), ``linearised bootstrap``.
+    """
 
     augmented: bool
     alpha: float
@@ -288,6 +540,14 @@ class Analysis:
     rows: list[ModalityRow]
     biases: list[BiasEstimate] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    dof_std: float = 0.0
+    dof_reliable: bool = True
+    dof_note: str = ""
+    calibration: str = "chi2"
+    attribution: str = "linearised"
+    #: T with every fit carried to the minimum of its quadratic model
+    #: (:meth:`_Fitted.linearised_statistic`); the linearised bootstrap tests it
+    statistic_linearised: float = float("nan")
 
     @property
     def p_value(self) -> float:
@@ -317,6 +577,176 @@ def _p_chi2(t: float, dof: float) -> float:
     return float(stats.chi2.sf(max(t, 0.0), dof))
 
 
+def dof_check(statistic: float, dof: float, dof_std: float, linearised: float) -> str:
+    """Why T ~ χ²(ν) cannot calibrate ``statistic`` ("" when it can).
+
+    - ν < :data:`MIN_DOF` (ν ≤ 0 included): the coupled model has about as many
+      effective parameters as the separate ones, or more; no χ² law fits.
+    - Hutchinson's error of ν above ν/3: ν is not known to be positive.
+    - T < −√(2ν), one standard deviation of χ²(ν) below its lower bound 0, or
+      |T − T_lin| > √(2ν), T_lin (``linearised``) being T with every fit carried to
+      the minimum of its quadratic model: the optimisation error of the nonlinear
+      fits exceeds the sampling spread the law assumes.
+    """
+    if dof < MIN_DOF:
+        return f"nu = {dof:.3g} < {MIN_DOF:g}"
+    if dof_std > dof / 3.0:
+        return f"Hutchinson error of nu ({dof_std:.3g}) above nu/3 (nu = {dof:.3g})"
+    spread = np.sqrt(2.0 * dof)
+    if statistic < -spread:
+        return (
+            f"T = {statistic:.4g} below -sqrt(2 nu) = {-spread:.3g}: "
+            "the fits' optimisation error exceeds the spread of chi2(nu)"
+        )
+    if abs(statistic - linearised) > spread:
+        return (
+            f"|T - T_lin| = {abs(statistic - linearised):.3g} above sqrt(2 nu) = {spread:.3g} "
+            f"(T_lin = {linearised:.4g}, the fits carried to their quadratic models' minima): "
+            "the fits' optimisation error exceeds the spread of chi2(nu)"
+        )
+    return ""
+
+
+@dataclass
+class _Fitted:
+    """The fits of the observed data, and their linearisations when needed."""
+
+    coupled: Fit
+    objective: Objective
+    alone: dict[str, Fit]
+    alone_objectives: dict[str, Objective]
+    traces_coupled: dict[str, np.ndarray]
+    traces_alone: dict[str, np.ndarray]
+    #: the linearisations of the coupled fit and of each fit alone (built once)
+    quadratic: dict[str, QuadraticModel] = field(default_factory=dict)
+
+    def linearised(self, key: str) -> QuadraticModel:
+        """The quadratic model of the coupled fit (``key`` "") or of one fit alone."""
+        if key not in self.quadratic:
+            f, obj = (self.coupled, self.objective) if not key else (
+                self.alone[key], self.alone_objectives[key]
+            )
+            self.quadratic[key] = QuadraticModel(obj, f.model)
+        return self.quadratic[key]
+
+    @property
+    def statistic(self) -> float:
+        alone = sum(f.phi[k] for k, f in self.alone.items())
+        return 2.0 * (sum(self.coupled.phi.values()) - alone)
+
+    def linearised_statistic(self, data: dict[str, np.ndarray]) -> float:
+        """T with every fit carried to the minimum of its quadratic model (one Newton
+        step from its solution): T free of the fits' remaining optimisation error,
+        computed as the linearised bootstrap computes T*."""
+        coupled = sum(self.linearised("").refit(data).values())
+        alone = sum(self.linearised(k).refit(data)[k] for k in self.alone)
+        return 2.0 * (coupled - alone)
+
+    def dof(self) -> tuple[float, float]:
+        """ν and its Monte Carlo error (0 when the traces are exact)."""
+        nu = self.dof_samples()
+        return float(nu.mean()), float(nu.std(ddof=1) / np.sqrt(len(nu))) if len(nu) > 1 else 0.0
+
+    def dof_samples(self) -> np.ndarray:
+        """ν per probe (paired probes), or its one exact value."""
+        alone = sum(v for v in self.traces_alone.values())
+        return alone - sum(v for v in self.traces_coupled.values())
+
+
+def _fit_hypotheses(
+    setup: Setup, data: dict[str, np.ndarray], probes: int, seed: int
+) -> _Fitted:
+    names = tuple(setup.names)
+    coupled, obj_c = fit(setup, names, data)
+    log.info("conflict test: fits of each modality alone")
+    alone, objectives = {}, {}
+    for k in names:
+        start = getattr(setup, "alone_start", None)
+        m0 = coupled.model if start is None else start(k, coupled.model)
+        alone[k], objectives[k] = fit(setup, (k,), data, m0)
+    fitted = _Fitted(coupled, obj_c, alone, objectives, {}, {})
+    log.info("conflict test: hat-matrix traces (effective numbers of parameters)")
+    fitted.traces_coupled = _traces(fitted, "", probes, seed)
+    fitted.traces_alone = {k: _traces(fitted, k, probes, seed)[k] for k in names}
+    return fitted
+
+
+def _traces(fitted: _Fitted, key: str, probes: int, seed: int) -> dict[str, np.ndarray]:
+    """Trace samples of the coupled fit (``key`` "") or of one fit alone; on a
+    problem too large for dense traces the probes use the solver of the
+    hypothesis's quadratic model (:func:`hessian_solver`)."""
+    f, obj = (fitted.coupled, fitted.objective) if not key else (
+        fitted.alone[key], fitted.alone_objectives[key]
+    )
+    if len(f.model) <= DENSE_LIMIT:
+        return trace_samples(obj, f.model, probes, seed)
+    return trace_samples(obj, f.model, probes, seed, solve=fitted.linearised(key).solve)
+
+
+def _without(
+    setup: Setup, fitted: _Fitted, others: tuple[str, ...], data: dict[str, np.ndarray],
+    mode: str, probes: int, seed: int,
+) -> tuple[float, np.ndarray]:
+    """T and ν samples of the test on ``others`` (the coupled fit of ``others``
+    refitted from the coupled solution, or its quadratic model about it)."""
+    m_c = fitted.coupled.model
+    if mode == "refit":
+        f, obj = fit(setup, others, data, m_c)
+        phi, model, solve = f.phi, f.model, None
+    else:
+        sub = setup.objective(others)
+        obj = Objective(
+            [t for t in fitted.objective.misfits if t.name in others],
+            sub.regularization,
+            sub.couplings,
+            beta=fitted.objective.beta,
+        )
+        q = QuadraticModel(obj, m_c)
+        phi, model = q.refit(data), m_c
+        solve = q.solve if len(m_c) > DENSE_LIMIT else None
+    tr = trace_samples(obj, model, probes, seed, solve=solve)
+    t = 2.0 * (sum(phi.values()) - sum(fitted.alone[n].phi[n] for n in others))
+    nu = sum(fitted.traces_alone[n] for n in others) - sum(v for v in tr.values())
+    return t, nu
+
+
+def _rows(
+    setup: Setup, fitted: _Fitted, data: dict[str, np.ndarray], mode: str | None,
+    probes: int, seed: int,
+) -> list[ModalityRow]:
+    names = tuple(setup.names)
+    t_all, dof = fitted.statistic, fitted.dof()[0]
+    if mode and len(names) > 2:
+        log.info("conflict test: attribution (the test without each modality, %s)", mode)
+    rows = []
+    for k in names:
+        others = tuple(n for n in names if n != k)
+        t_o, dof_o = 0.0, 0.0
+        if mode and len(others) >= 2:
+            t_o, nu_o = _without(setup, fitted, others, data, mode, probes, seed)
+            dof_o = float(np.mean(nu_o))
+        tension, dof_k = t_all - t_o, dof - dof_o
+        c, a = fitted.coupled, fitted.alone[k]
+        rows.append(
+            ModalityRow(
+                k, c.n_data[k], a.chi2[k], c.chi2[k], tension, dof_k, _p_chi2(tension, dof_k), ""
+            )
+        )
+    return rows
+
+
+def _attribution_mode(attribution: bool | str | None) -> str | None:
+    if attribution is True:
+        return "linearised"
+    if not attribution:
+        return None
+    if attribution not in ("linearised", "refit"):
+        raise UserInputError(
+            f"attribution must be 'linearised' or 'refit', got {attribution!r}"
+        )
+    return attribution
+
+
 def analyze(
     setup: Setup,
     *,
@@ -326,7 +756,9 @@ def analyze(
     seed: int = 0,
     probes: int = 20,
     data: dict[str, np.ndarray] | None = None,
-    attribution: bool = True,
+    attribution: bool | str = "linearised",
+    bootstrap_mode: str = "refit",
+    fallback_replicates: int = 0,
 ) -> Analysis:
     """Run the test on ``setup`` (observed data: those of its objectives, or ``data``).
 
@@ -337,60 +769,57 @@ def analyze(
     bootstrap : int
         Parametric-bootstrap replicates (0: fast approximation only).
     workers : int
-        Processes for the bootstrap (1: serial, in this process).
+        Processes for the bootstrap refits (1: serial, in this process).
     seed : int
         Seed of the bootstrap noise and of Hutchinson's probes.
     probes : int
         Hutchinson probes when the problem is too large for dense traces.
-    attribution : bool
-        Compute each modality's added tension (one more coupled fit per modality).
+    attribution : 'linearised', 'refit' or False
+        Each modality's added tension from the test without it: its coupled fit
+        as the quadratic model about the coupled solution (one linear solve), or
+        refitted (one more nonlinear fit per modality); False: none.
+    bootstrap_mode : 'refit' or 'linearised'
+        Replicates refitted (the reference), or each hypothesis's quadratic model
+        about its solution minimised for the replicate's data (Jacobians frozen).
+    fallback_replicates : int
+        Replicates of the linearised bootstrap that gives the p-value when
+        ``bootstrap`` is 0 and the χ² law cannot be used (:func:`dof_check`).
     """
     check_options(alpha=alpha, bootstrap=bootstrap, workers=workers)
+    mode = _attribution_mode(attribution)
+    check_bootstrap_mode(bootstrap_mode)
     names = tuple(setup.names)
     if len(names) < 2:
         raise UserInputError("the conflict test needs at least two modalities")
     t0 = time.perf_counter()
     if data is None:
         data = {t.name: t.observed.copy() for t in setup.objective(names).misfits}
-    coupled, obj_c = fit(setup, names, data)
-    tr_c = hat_traces(obj_c, coupled.model, probes=probes, seed=seed)
-    log.info("conflict test: fits of each modality alone")
-    phi_alone, chi2_alone, tr_alone = {}, {}, {}
-    for k in names:
-        f, obj = fit(setup, (k,), data, coupled.model)
-        phi_alone[k], chi2_alone[k] = f.phi[k], f.chi2[k]
-        tr_alone[k] = hat_traces(obj, f.model, probes=probes, seed=seed)[k]
-    t_all = 2.0 * (sum(coupled.phi.values()) - sum(phi_alone.values()))
-    dof = sum(tr_alone.values()) - sum(tr_c.values())
-    biases = _bias_estimates(setup, obj_c, coupled.model)
+    fitted = _fit_hypotheses(setup, data, probes, seed)
+    t_all, (dof, dof_std) = fitted.statistic, fitted.dof()
+    t_lin = fitted.linearised_statistic(data)
+    biases = estimate_biases(
+        setup.bias_blocks(), fitted.objective, fitted.coupled.model, alpha=alpha
+    )
     t1 = time.perf_counter()
-    if attribution and len(names) > 2:
-        log.info("conflict test: attribution (the test without each modality)")
-    rows = []
-    for k in names:
-        others = tuple(n for n in names if n != k)
-        t_o, dof_o = 0.0, 0.0
-        if attribution and len(others) >= 2:
-            f_o, obj_o = fit(setup, others, data, coupled.model)
-            tr_o = hat_traces(obj_o, f_o.model, probes=probes, seed=seed)
-            t_o = 2.0 * (sum(f_o.phi.values()) - sum(phi_alone[n] for n in others))
-            dof_o = sum(tr_alone[n] for n in others) - sum(tr_o.values())
-        tension, dof_k = t_all - t_o, dof - dof_o
-        p = _p_chi2(tension, dof_k)
-        n_k = coupled.n_data[k]
-        rows.append(ModalityRow(k, n_k, chi2_alone[k], coupled.chi2[k], tension, dof_k, p, ""))
+    rows = _rows(setup, fitted, data, mode, probes, seed)
     t2 = time.perf_counter()
-    replicates: list[float] = []
-    if bootstrap:
-        log.info("conflict test: %d bootstrap replicates on %d worker(s)", bootstrap, workers)
-        predicted = {t.name: t.predicted(coupled.model).copy() for t in obj_c.misfits}
-        std = {t.name: t.std.copy() for t in obj_c.misfits}
-        replicates = bootstrap_statistics(
-            setup, predicted, std, n=bootstrap, seed=seed, workers=workers, m0=coupled.model
+    note = dof_check(t_all, dof, dof_std, t_lin)
+    if note:
+        log.warning("conflict test: the chi2(nu) approximation is unreliable here: %s", note)
+    if not bootstrap and note and fallback_replicates:
+        log.warning(
+            "conflict test: p-value from a linearised bootstrap of %d replicates instead",
+            fallback_replicates,
         )
+        bootstrap, bootstrap_mode, workers = fallback_replicates, "linearised", 1
+    calibration, replicates = "chi2", []
+    if bootstrap:
+        calibration = "bootstrap" if bootstrap_mode == "refit" else "linearised bootstrap"
+        replicates = _bootstrap(setup, fitted, bootstrap, bootstrap_mode, seed, workers)
     p_boot = None
-    if replicates:
-        p_boot = (1 + int(np.sum(np.asarray(replicates) >= t_all))) / (len(replicates) + 1)
+    if replicates:  # the linearised T* against T computed as they are: T_lin
+        observed = t_all if calibration == "bootstrap" else t_lin
+        p_boot = (1 + int(np.sum(np.asarray(replicates) >= observed))) / (len(replicates) + 1)
     seconds = {
         "fits_and_fast": t1 - t0,
         "attribution": t2 - t1,
@@ -401,29 +830,85 @@ def analyze(
     overall = (p_fast if p_boot is None else p_boot) < alpha
     for r in rows:  # a modality is in conflict only when the test as a whole finds one
         r.verdict = "conflict" if overall and r.p_value < alpha else "consistent"
-    return Analysis(augmented, alpha, t_all, dof, p_fast, p_boot, replicates, rows, biases, seconds)
+    return Analysis(
+        augmented, alpha, t_all, dof, p_fast, p_boot, replicates, rows, biases, seconds,
+        dof_std=dof_std, dof_reliable=not note, dof_note=note, calibration=calibration,
+        attribution=mode or "none", statistic_linearised=t_lin,
+    )
 
 
-def _bias_estimates(setup: Setup, objective: Objective, m: np.ndarray) -> list[BiasEstimate]:
-    return estimate_biases(setup.bias_blocks(), objective, m)
+def _bootstrap(
+    setup: Setup, fitted: _Fitted, n: int, mode: str, seed: int, workers: int
+) -> list[float]:
+    obj_c, m_c = fitted.objective, fitted.coupled.model
+    log.info("conflict test: %d bootstrap replicates (%s)", n, mode)
+    predicted = {t.name: t.predicted(m_c).copy() for t in obj_c.misfits}
+    std = {t.name: t.std.copy() for t in obj_c.misfits}
+    if mode == "linearised":
+        return linearised_bootstrap(fitted, predicted, std, n=n, seed=seed)
+    log.info("conflict test: refits on %d worker(s)", workers)
+    return bootstrap_statistics(setup, predicted, std, n=n, seed=seed, workers=workers, m0=m_c)
+
+
+def linearised_bootstrap(
+    fitted: _Fitted,
+    predicted: dict[str, np.ndarray],
+    std: dict[str, np.ndarray],
+    *,
+    n: int,
+    seed: int = 0,
+) -> list[float]:
+    """T* of ``n`` replicates with every hypothesis linearised about its solution
+    for the observed data (:class:`QuadraticModel`): 1 + K linear solves each,
+    same noise as :func:`bootstrap_statistics` (replicate ``i`` from
+    ``SeedSequence(seed).spawn(n)[i]``, drawn in the order of the modalities)."""
+    coupled = fitted.linearised("")
+    alone = {k: fitted.linearised(k) for k in fitted.alone}
+    out = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        for s in np.random.SeedSequence(seed).spawn(n):
+            interrupt.check()
+            rng = np.random.default_rng(s)
+            data = {
+                k: predicted[k] + std[k] * rng.standard_normal(len(predicted[k])) for k in alone
+            }
+            phi_alone = sum(q.refit(data)[k] for k, q in alone.items())
+            out.append(2.0 * (sum(coupled.refit(data).values()) - phi_alone))
+    return out
 
 
 def estimate_biases(
-    blocks: list[BiasBlock], objective: Objective, m: np.ndarray
+    blocks: list[BiasBlock], objective: Objective, m: np.ndarray, *, alpha: float = 0.05
 ) -> list[BiasEstimate]:
     """Every bias parameter of ``blocks`` at ``m`` with its linearised posterior σ
-    (reported units); used by the conflict test and by ``jointinv run``."""
+    and its correlation with the other parameters (reported units); used by the
+    conflict test and by ``jointinv run``."""
     if not blocks:
         return []
     index = np.concatenate([np.arange(b.start, b.start + b.size) for b in blocks])
-    std = posterior_std(objective, m, index)
+    var, a_ii = _posterior_diagonals(objective, m, index)
+    rho = np.sqrt(squared_multiple_correlation(var, a_ii))
+    z_crit = stats.norm.isf(alpha / 2.0)
     out, j = [], 0
     for b in blocks:
         for i, label in enumerate(b.labels):
-            value = b.scale * m[b.start + i]
-            out.append(BiasEstimate(b.modality, b.kind, label, value, b.scale * std[j], b.units))
+            value, std = b.scale * m[b.start + i], b.scale * np.sqrt(var[j])
+            separable = bool(rho[j] <= SEPARABLE_CORRELATION)
+            significant = separable and abs(value) > z_crit * std
+            out.append(
+                BiasEstimate(
+                    b.modality, b.kind, label, value, std, b.units,
+                    float(rho[j]), separable, bool(significant),
+                )
+            )
             j += 1
     return out
+
+
+def check_bootstrap_mode(mode: str) -> None:
+    """Refuse a bootstrap mode other than 'refit' or 'linearised'."""
+    if mode not in ("refit", "linearised"):
+        raise UserInputError(f"bootstrap_mode must be 'refit' or 'linearised', got {mode!r}")
 
 
 def check_options(*, alpha: float, bootstrap: int, workers: int) -> None:
@@ -513,8 +998,8 @@ class ConfigSetup:
     β* (its last β); it is then continued at β* without balancing weights, and
     every other fit (alone, leave-one-out, bootstrap replicates) minimises its
     objective at β*, starting from the coupled solution (a fit alone from the
-    coupled fit of the same data). Each fixed-β fit stops on the
-    config's stagnation tolerance or ``max_iterations``, the fits of bootstrap
+    coupled fit of the same data), by :class:`DirectGaussNewton`. Each fixed-β
+    fit stops on the config's stagnation tolerance or ``max_iterations``, the fits of bootstrap
     replicates (``replicate`` set) included, unless :data:`REPLICATE_MAX_ITERATIONS`
     sets a lower cap for them. A fit stopped by the cap is logged as a warning
     and every fit is recorded in :attr:`fits`. With ``augmented=True`` the
@@ -534,6 +1019,41 @@ class ConfigSetup:
         self.fits: list[tuple[str, int, str, bool]] = []
         self._cache: dict[tuple[str, ...], tuple[Any, Objective]] = {}
         self._blocks: list[BiasBlock] | None = None
+        #: the coupled solution of the observed data (set by the first coupled fit)
+        self.coupled_model: np.ndarray | None = None
+        #: the solution of each fit alone of the observed data (set by that fit)
+        self.alone_models: dict[str, np.ndarray] = {}
+        self._warm: tuple[ConfigSetup, list[BiasBlock]] | None = None
+
+    def warm_start(self, other: ConfigSetup) -> None:
+        """Start from ``other``'s coupled solution (biases it lacks at 0) and reuse its
+        β* and coupling weights γ*: no β schedule (the pass with the biases)."""
+        if other.beta is None or other.coupled_model is None:
+            raise RuntimeError("warm start from a setup whose coupled fit has not run")
+        self.beta = other.beta
+        self.coupling_weights = dict(other.coupling_weights)
+        self._warm = (other, other.bias_blocks())
+
+    def _carry(self, model: np.ndarray, into: np.ndarray) -> np.ndarray:
+        """``into`` with the model part and the biases both passes declare from the
+        warm-start setup's ``model``."""
+        other, blocks = self._warm
+        n = len(self._problem(tuple(self.names))[0].m_start)
+        into[:n] = model[:n]
+        for b in blocks:
+            for c in self.bias_blocks():
+                if (c.modality, c.kind, c.labels) == (b.modality, b.kind, b.labels):
+                    into[c.start : c.start + c.size] = model[b.start : b.start + b.size]
+        return into
+
+    def alone_start(self, name: str, coupled: np.ndarray) -> np.ndarray:
+        """Where the fit of ``name`` alone starts: the coupled solution, or with a
+        warm start the other setup's solution of that fit alone (its biases at 0)."""
+        if self._warm is None or self.replicate or name not in self._warm[0].alone_models:
+            return coupled
+        start = self._carry(self._warm[0].alone_models[name], np.zeros(len(coupled)))
+        log.info("conflict test: the fit of %s alone starts from that of the plain pass", name)
+        return start
 
     def __getstate__(self) -> dict[str, Any]:
         keep = ("loaded", "augmented", "names", "beta", "coupling_weights")
@@ -543,6 +1063,7 @@ class ConfigSetup:
         self.__dict__.update(state)
         self._cache, self._blocks = {}, None
         self.replicate, self.fits = False, []
+        self.coupled_model, self._warm, self.alone_models = None, None, {}
 
     def _problem(self, names: tuple[str, ...]) -> tuple[Any, Objective]:
         from .problem import build_problem
@@ -586,22 +1107,35 @@ class ConfigSetup:
     def start(self) -> np.ndarray:
         problem, objective = self._problem(tuple(self.names))
         m0 = np.zeros(_n_params(objective, problem.m_start))
-        m0[: len(problem.m_start)] = problem.m_start
+        n = len(problem.m_start)
+        m0[:n] = problem.m_start
+        if self._warm is not None:
+            m0 = self._carry(self._warm[0].coupled_model, m0)
         return m0
 
     def solve(self, objective: Objective, m0: np.ndarray) -> np.ndarray:
         with threadpool_limits(limits=1, user_api="blas"):
-            if self.beta is None and len(objective.misfits) == len(self.names):
+            first = self.coupled_model is None and len(objective.misfits) == len(self.names)
+            if self.beta is None and first:
                 m0 = self._run_schedule(objective, m0)
                 self.beta = float(objective.beta)
                 log.info("conflict test: beta* = %.3g", self.beta)
+            elif first and self._warm is not None:
+                log.info("conflict test: warm start at beta* = %.3g of the plain pass", self.beta)
             if self.beta is None:
                 raise RuntimeError("fit the coupled objective first: it fixes beta*")
-            return self._fixed_beta(objective, m0)
+            model = self._fixed_beta(objective, m0)
+            if first and not self.replicate:
+                self.coupled_model = model
+            alone = len(objective.misfits) == 1 and len(self.names) > 1
+            name = objective.misfits[0].name
+            if alone and not self.replicate and name not in self.alone_models:
+                self.alone_models[name] = model
+            return model
 
     def _gauss_newton(self, objective: Objective, beta: Any, **extra: Any) -> GaussNewton:
         settings = self.loaded.config.inversion
-        return GaussNewton(
+        return DirectGaussNewton(
             objective,
             beta=beta,
             clocks=self._problem(tuple(self.names))[0].clocks,
@@ -768,6 +1302,12 @@ def _fill_analysis(g: Any, a: Analysis) -> None:
         p_value=a.p_value,
         conflict=a.conflict,
         suspect=a.suspect or "",
+        dof_std=a.dof_std,
+        statistic_linearised=a.statistic_linearised,
+        dof_reliable=a.dof_reliable,
+        dof_note=a.dof_note,
+        calibration=a.calibration,
+        attribution=a.attribution,
     )
     g.create_dataset("bootstrap_statistics", data=np.asarray(a.bootstrap_statistics, float))
     for row in a.rows:
@@ -775,8 +1315,10 @@ def _fill_analysis(g: Any, a: Analysis) -> None:
     b = g.create_group("biases")
     for col in ("modality", "kind", "label", "units"):
         b.create_dataset(col, data=[getattr(x, col) for x in a.biases], dtype=h5py.string_dtype())
-    for col in ("value", "std"):
+    for col in ("value", "std", "correlation"):
         b.create_dataset(col, data=np.asarray([getattr(x, col) for x in a.biases], float))
+    for col in ("separable", "significant"):
+        b.create_dataset(col, data=np.asarray([getattr(x, col) for x in a.biases], bool))
 
 
 def conflict_test(
@@ -814,6 +1356,9 @@ def conflict_test(
         "workers": c.workers if workers is None else workers,
         "seed": c.seed if seed is None else seed,
         "probes": c.probes,
+        "attribution": c.attribution,
+        "bootstrap_mode": c.bootstrap_mode,
+        "fallback_replicates": c.fallback_replicates,
     }
     check_options(**{k: options[k] for k in ("alpha", "bootstrap", "workers")})
     if len(loaded.config.modalities) < 2:
@@ -822,12 +1367,14 @@ def conflict_test(
     if c.biases:
         with_biases.bias_blocks()  # a bias the data cannot carry fails now, not after the fits
     log.info("conflict test: coupled and uncoupled fits")
-    plain = analyze(ConfigSetup(loaded), **options)
+    as_given = ConfigSetup(loaded)
+    plain = analyze(as_given, **options)
     augmented = None
     if c.biases:
         if on_partial is not None:
             on_partial(ConflictReport(str(loaded.path), plain, None, complete=False))
         log.info("conflict test: again with the biases %s", dict(c.biases))
+        with_biases.warm_start(as_given)
         augmented = analyze(with_biases, **options)
     return ConflictReport(str(loaded.path), plain, augmented)
 
@@ -845,25 +1392,22 @@ def report_tables(report: ConflictReport) -> list[Any]:
         title = "with biases" if a.augmented else "as given"
         boot = "—" if a.p_bootstrap is None else f"{a.p_bootstrap:.3g}"
         verdict = f"CONFLICT (suspect: {a.suspect})" if a.conflict else "consistent"
+        kind = "linearised " if a.calibration == "linearised bootstrap" else ""
+        caution = "" if a.dof_reliable else f" (χ² law unreliable: {a.dof_note})"
         t = Table(
             title=f"Conflict test, data {title}",
             caption=Text(
-                f"T = {a.statistic:.4g}, ν = {a.dof:.3g}, p(χ²) = {a.p_fast:.3g}, "
-                f"p(bootstrap, N={len(a.bootstrap_statistics)}) = {boot}, α = {a.alpha:g}: "
-                f"{verdict}"
+                f"T = {a.statistic:.4g}, ν = {a.dof:.3g}, p(χ²) = {a.p_fast:.3g}{caution}, "
+                f"p({kind}bootstrap, N={len(a.bootstrap_statistics)}) = {boot}, "
+                f"α = {a.alpha:g}: {verdict}"
             ),
         )
         for col in ("modality", "χ² alone", "χ² joint", "tension (ν)", "p-value"):
             t.add_column(col, justify="left" if col == "modality" else "right")
-        t.add_column("biases ± σ")
+        t.add_column("biases ± σ", overflow="fold")
         t.add_column("verdict")
         for r in a.rows:
-            biases = "\n".join(
-                f"{b.kind} {b.label if b.label != b.kind else ''}".strip()
-                + f" {b.value:.4g} ± {b.std:.2g} {b.units}"
-                for b in a.biases
-                if b.modality == r.name
-            )
+            biases = "\n".join(_bias_line(b) for b in a.biases if b.modality == r.name)
             t.add_row(
                 Text(r.name),
                 f"{r.chi2_alone:.3f}",
@@ -875,3 +1419,13 @@ def report_tables(report: ConflictReport) -> list[Any]:
             )
         tables.append(t)
     return tables
+
+
+def _bias_line(b: BiasEstimate) -> str:
+    """``kind label value ± σ units``, then ``significant`` or the correlation ρ with
+    the model when the data cannot separate them."""
+    name = f"{b.kind} {b.label if b.label != b.kind else ''}".strip()
+    line = f"{name} {b.value:.4g} ± {b.std:.2g} {b.units}"
+    if not b.separable:
+        return line + f" (ρ = {b.correlation:.2f}: not separable from the model)"
+    return line + (" (significant)" if b.significant else "")
