@@ -432,6 +432,9 @@ COMMENTS = {
     "conflict.workers": "processes for the bootstrap",
     "conflict.seed": "seed of the bootstrap",
     "conflict.probes": "probes of the hat-matrix traces",
+    "conflict.attribution": "test without each modality: linearised or refit",
+    "conflict.bootstrap_mode": "bootstrap replicates: refit or linearised",
+    "conflict.fallback_replicates": "linearised bootstrap when chi2 law fails",
     "conflict.biases": "bias parameters by modality",
 }
 
