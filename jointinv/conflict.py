@@ -630,12 +630,17 @@ class _Fitted:
     #: the linearisations of the coupled fit and of each fit alone (built once)
     quadratic: dict[str, QuadraticModel] = field(default_factory=dict)
 
+    def hypothesis(self, key: str) -> tuple[Fit, Objective]:
+        """The fit and objective of the coupled hypothesis (``key`` "") or of one
+        modality alone."""
+        if not key:
+            return self.coupled, self.objective
+        return self.alone[key], self.alone_objectives[key]
+
     def linearised(self, key: str) -> QuadraticModel:
         """The quadratic model of the coupled fit (``key`` "") or of one fit alone."""
         if key not in self.quadratic:
-            f, obj = (self.coupled, self.objective) if not key else (
-                self.alone[key], self.alone_objectives[key]
-            )
+            f, obj = self.hypothesis(key)
             self.quadratic[key] = QuadraticModel(obj, f.model)
         return self.quadratic[key]
 
@@ -683,9 +688,7 @@ def _traces(fitted: _Fitted, key: str, probes: int, seed: int) -> dict[str, np.n
     """Trace samples of the coupled fit (``key`` "") or of one fit alone; on a
     problem too large for dense traces the probes use the solver of the
     hypothesis's quadratic model (:func:`hessian_solver`)."""
-    f, obj = (fitted.coupled, fitted.objective) if not key else (
-        fitted.alone[key], fitted.alone_objectives[key]
-    )
+    f, obj = fitted.hypothesis(key)
     if len(f.model) <= DENSE_LIMIT:
         return trace_samples(obj, f.model, probes, seed)
     return trace_samples(obj, f.model, probes, seed, solve=fitted.linearised(key).solve)
@@ -876,10 +879,7 @@ def linearised_bootstrap(
     with threadpool_limits(limits=1, user_api="blas"):
         for s in np.random.SeedSequence(seed).spawn(n):
             interrupt.check()
-            rng = np.random.default_rng(s)
-            data = {
-                k: predicted[k] + std[k] * rng.standard_normal(len(predicted[k])) for k in alone
-            }
+            data = _replicate_data(s, predicted, std, list(alone))
             phi_alone = sum(q.refit(data)[k] for k, q in alone.items())
             out.append(2.0 * (sum(coupled.refit(data).values()) - phi_alone))
     return out
@@ -930,6 +930,18 @@ def check_options(*, alpha: float, bootstrap: int, workers: int) -> None:
 
 
 # --- the bootstrap ---------------------------------------------------------------------
+def _replicate_data(
+    seed: np.random.SeedSequence,
+    predicted: dict[str, np.ndarray],
+    std: dict[str, np.ndarray],
+    names: list[str],
+) -> dict[str, np.ndarray]:
+    """One replicate's data, ``predicted + σ·ε``, the noise drawn from ``seed`` in the
+    order of ``names``: the refit and the linearised bootstraps draw the same noise."""
+    rng = np.random.default_rng(seed)
+    return {k: predicted[k] + std[k] * rng.standard_normal(len(predicted[k])) for k in names}
+
+
 def _replicates(
     setup: Setup,
     predicted: dict[str, np.ndarray],
@@ -946,11 +958,7 @@ def _replicates(
         with threadpool_limits(limits=1, user_api="blas"):
             for s in seeds:
                 interrupt.check()
-                rng = np.random.default_rng(s)
-                data = {
-                    k: predicted[k] + std[k] * rng.standard_normal(len(predicted[k]))
-                    for k in setup.names
-                }
+                data = _replicate_data(s, predicted, std, setup.names)
                 out.append(statistic(setup, data, m0))
     finally:
         if flag:
